@@ -1,0 +1,395 @@
+// A link: one accepted client connection and the one upstream connection made for it, never pooled,
+// reused or re-opened. Each direction is the source socket, a chain of stages (one per active fault)
+// and the destination socket; with no stage, chunks go straight across (the fast path).
+import net from 'node:net'
+import type { Clock, Timer } from './clock.js'
+import type { Fault } from './fault.js'
+import type { Logger } from './log.js'
+import type { Observer } from './observer.js'
+import type { Random } from './random.js'
+import type { LinkView, Sink, Stage, Stream } from './behavior.js'
+import { isPeerError } from './errors.js'
+
+/** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
+export const HIGH_WATER = 512 * 1024
+const LOW_WATER = 128 * 1024
+/** How long a closing socket may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 5_000
+
+/** What a link needs from its proxy. */
+export interface LinkOwner {
+  readonly name: string
+  readonly log: Logger
+  readonly clock: Clock
+  readonly random: Random
+  readonly observer: Observer
+  readonly faults: readonly Fault[]
+  upstreamTarget(): { host: string; port: number }
+  linkClosed(link: Link): void
+}
+
+/** One fault's stage on one direction, with the wiring that lets it be removed or replaced live. */
+class Node implements Sink {
+  target: Sink
+  stage!: Stage
+  gotEnd = false
+  passedEnd = false
+  readonly out: Sink
+  constructor(readonly fault: Fault, target: Sink) {
+    this.target = target
+    this.out = {
+      write: c => this.target.write(c),
+      end: () => { if (!this.passedEnd) { this.passedEnd = true; this.target.end() } },
+    }
+  }
+  write(chunk: Buffer): void { this.stage.write(chunk) }
+  end(): void { if (!this.gotEnd) { this.gotEnd = true; this.stage.end() } }
+}
+
+class Direction {
+  readonly nodes: Node[] = []
+  head: Sink | null = null
+  bytes = 0
+  readonly sink: Sink
+  constructor(readonly link: Link, readonly name: Stream, readonly src: net.Socket, readonly dst: net.Socket) {
+    this.sink = {
+      write: c => { if (!dst.destroyed) dst.write(c); this.check() },
+      end: () => { if (!dst.destroyed) dst.end() },
+    }
+  }
+
+  readonly onData = (chunk: Buffer): void => {
+    this.bytes += chunk.length
+    this.link.lastActive = this.link.clock.now()
+    const head = this.head
+    if (head === null) {
+      if (!this.dst.write(chunk)) this.src.pause()
+      return
+    }
+    head.write(chunk)
+    this.check()
+  }
+
+  readonly onEnd = (): void => { (this.head ?? this.sink).end() }
+
+  readonly onDrain = (): void => {
+    if (this.head === null) this.src.resume()
+    else this.check()
+  }
+
+  /** Pause the source while held + buffered bytes pass the mark; resume once they fall below. */
+  check(): void {
+    if (this.link.closed) return
+    let total = this.dst.writableLength
+    for (const n of this.nodes) total += n.stage.held
+    if (total > HIGH_WATER) this.src.pause()
+    else if (total <= LOW_WATER && this.src.isPaused() && this.dst.writableLength < this.dst.writableHighWaterMark) this.src.resume()
+  }
+
+  /** Append a stage for a fault (faults keep the proxy's order: a new one goes last). */
+  add(node: Node): void {
+    node.target = this.sink
+    const last = this.nodes.at(-1)
+    if (last) last.target = node
+    this.nodes.push(node)
+    this.head = this.nodes[0]!
+  }
+
+  /** Take a stage out live: it hands on what it holds (and a FIN it held back), then the chain closes over it. */
+  remove(node: Node): void {
+    const i = this.nodes.indexOf(node)
+    if (i < 0) return
+    node.stage.flush?.()
+    if (node.gotEnd) node.out.end()
+    const prev = this.nodes[i - 1]
+    if (prev) prev.target = node.target
+    this.nodes.splice(i, 1)
+    this.head = this.nodes[0] ?? null
+    node.stage.destroy()
+    this.check()
+  }
+
+  /** Put a new stage where an old one was (an update): the old one hands on what it holds first. */
+  replace(old: Node, node: Node): void {
+    const i = this.nodes.indexOf(old)
+    if (i < 0) return
+    old.stage.flush?.()
+    node.target = old.target
+    node.gotEnd = old.gotEnd
+    node.passedEnd = old.passedEnd
+    const prev = this.nodes[i - 1]
+    if (prev) prev.target = node
+    this.nodes[i] = node
+    this.head = this.nodes[0]!
+    old.stage.destroy()
+    if (node.gotEnd && !node.passedEnd) node.stage.end()
+    this.check()
+  }
+
+  destroyStages(): void {
+    for (const n of this.nodes.splice(0)) n.stage.destroy()
+    this.head = null
+  }
+}
+
+let nextId = 1
+
+export class Link {
+  readonly id = nextId++
+  readonly upstream: net.Socket
+  readonly up: Direction
+  readonly down: Direction
+  readonly openedAt = Date.now()
+  readonly log: Logger
+  readonly clock: Clock
+  lastActive: number
+  state: 'connecting' | 'hanging' | 'open' | 'closed' = 'connecting'
+  reason: string | undefined
+  /** Which side sent the first FIN: names the reason of a clean close. */
+  #firstEnd: 'client_close' | 'upstream_close' | undefined
+  #closedSockets = 0
+  #connectTimer: Timer | undefined
+  #connectStarted = 0
+  /** Faults applied on this link: their stages, one per direction they act on. */
+  readonly applied = new Map<Fault, Node[]>()
+
+  constructor(readonly owner: LinkOwner, readonly client: net.Socket) {
+    this.log = owner.log
+    this.clock = owner.clock
+    this.lastActive = this.clock.now()
+    this.upstream = new net.Socket({ allowHalfOpen: true })
+    this.up = new Direction(this, 'upstream', client, this.upstream)
+    this.down = new Direction(this, 'downstream', this.upstream, client)
+    client.on('error', err => this.#onError('client', err))
+    this.upstream.on('error', err => this.#onError('upstream', err))
+    client.on('close', () => this.#onSocketClose())
+    this.upstream.on('close', () => this.#onSocketClose())
+    client.on('data', this.up.onData)
+    this.upstream.on('data', this.down.onData)
+    client.on('end', () => { this.#firstEnd ??= 'client_close'; this.up.onEnd() })
+    this.upstream.on('end', () => { this.#firstEnd ??= 'upstream_close'; this.down.onEnd() })
+    client.on('drain', this.down.onDrain)
+    this.upstream.on('drain', this.up.onDrain)
+  }
+
+  get closed(): boolean { return this.state === 'closed' }
+
+  /** Decide every fault for this link, then connect upstream (now, later, or never). */
+  start(): void {
+    this.owner.observer.linkOpened(this.owner.name, this)
+    let delay = 0
+    for (const f of this.owner.faults) {
+      const b = f.behavior
+      if (b.connect) {
+        const act = b.connect(f.attributes, this.owner.random)
+        if (act.action === 'pass' || !f.decide(this.owner.random)) continue
+        this.owner.observer.faultApplied(this.owner.name, f, this)
+        if (act.action === 'refuse') { this.reset(f.type); return }
+        if (act.action === 'hang') { this.#hang(f); return }
+        delay = Math.max(delay, act.ms)
+        this.applied.set(f, [])
+      } else {
+        this.apply(f)
+      }
+    }
+    if (delay > 0) this.#connectTimer = this.clock.setTimeout(() => this.#connect(), delay)
+    else this.#connect()
+  }
+
+  /** Draw a fault for this link and, if it hits, put its stages on the chain. */
+  apply(fault: Fault): void {
+    if (this.closed || this.applied.has(fault) || !fault.behavior.stage) return
+    if (!fault.decide(this.owner.random)) return
+    const nodes: Node[] = []
+    for (const dir of [this.up, this.down]) {
+      if (!fault.appliesTo(dir.name)) continue
+      const node = this.#node(fault, dir)
+      dir.add(node)
+      nodes.push(node)
+    }
+    this.applied.set(fault, nodes)
+    this.owner.observer.faultApplied(this.owner.name, fault, this)
+  }
+
+  /** The fault's attributes changed: rebuild its stages in place. */
+  update(fault: Fault): void {
+    const nodes = this.applied.get(fault)
+    if (!nodes || this.closed) return
+    const fresh = nodes.map(old => {
+      const dir = this.#directionOf(old)
+      const node = this.#node(fault, dir)
+      dir.replace(old, node)
+      return node
+    })
+    this.applied.set(fault, fresh)
+  }
+
+  /** The fault was removed: its stages hand on what they hold and leave the chain. */
+  unapply(fault: Fault): void {
+    const nodes = this.applied.get(fault)
+    if (!nodes) return
+    this.applied.delete(fault)
+    if (this.state === 'hanging') { this.close(fault.type); return }
+    for (const n of nodes) this.#directionOf(n).remove(n)
+  }
+
+  #directionOf(node: Node): Direction { return this.up.nodes.includes(node) ? this.up : this.down }
+
+  #node(fault: Fault, dir: Direction): Node {
+    const node = new Node(fault, dir.sink)
+    node.stage = fault.behavior.stage!(fault.attributes, this.#view(fault, dir.name), node.out)
+    return node
+  }
+
+  #view(fault: Fault, stream: Stream): LinkView {
+    const proxy = this.owner.name
+    const observer = this.owner.observer
+    return {
+      id: this.id,
+      stream,
+      log: this.log,
+      clock: this.clock,
+      random: this.owner.random,
+      lastActivity: () => this.lastActive,
+      reset: () => this.reset(fault.type),
+      close: () => this.close(fault.type),
+      silence: () => this.silence(fault.type),
+      dropped: n => observer.bytesDropped(proxy, stream, n),
+      corrupted: n => observer.bytesCorrupted(proxy, stream, n),
+    }
+  }
+
+  #hang(fault: Fault): void {
+    this.state = 'hanging'
+    this.applied.set(fault, [])
+    // Read and discard what the client sends, so that its FIN or RST is seen and the link ends.
+    this.client.removeAllListeners('data')
+    this.client.removeAllListeners('end')
+    this.client.on('end', () => this.destroy('client_close'))
+    this.client.resume()
+  }
+
+  #connect(): void {
+    if (this.closed) return
+    const { host, port } = this.owner.upstreamTarget()
+    this.#connectStarted = this.clock.now()
+    this.upstream.once('connect', () => {
+      if (this.closed) return
+      this.state = 'open'
+      this.upstream.setNoDelay(true)
+      this.owner.observer.upstreamConnected(this.owner.name, (this.clock.now() - this.#connectStarted) / 1000)
+      this.client.resume()
+    })
+    this.upstream.connect({ host, port })
+  }
+
+  #onError(side: 'client' | 'upstream', err: NodeJS.ErrnoException): void {
+    if (this.closed) return
+    if (side === 'upstream' && this.state === 'connecting') {
+      this.owner.observer.upstreamConnectError(this.owner.name, err.code ?? 'UNKNOWN')
+      this.#closeClientCleanly()
+      this.#finish('upstream_unreachable', err)
+      return
+    }
+    if (err.code === 'ECONNRESET') {
+      // A reset on one side is passed on as a reset to the other, as a real network path would.
+      const other = side === 'client' ? this.upstream : this.client
+      resetSocket(other)
+      this.destroy('reset')
+      return
+    }
+    this.destroy('error', err)
+  }
+
+  #onSocketClose(): void {
+    if (++this.#closedSockets >= 2 || this.state === 'hanging' || this.state === 'connecting') {
+      this.destroy(this.#firstEnd ?? 'client_close')
+    }
+  }
+
+  #closeClientCleanly(): void {
+    const c = this.client
+    c.removeAllListeners('data')
+    c.on('data', () => {})
+    c.resume()
+    endThenDestroy(c, this.clock)
+  }
+
+  /** RST both sides (a fault's doing, or a reset passed on). */
+  reset(reason: string): void {
+    if (this.closed) return
+    resetSocket(this.client)
+    resetSocket(this.upstream)
+    this.destroy(reason)
+  }
+
+  /** FIN both sides once written data is flushed; what comes in after is discarded. */
+  close(reason: string): void {
+    if (this.closed) return
+    for (const s of [this.client, this.upstream]) {
+      s.removeAllListeners('data')
+      s.removeAllListeners('end')
+      s.on('data', () => {})
+      s.resume()
+    }
+    this.up.destroyStages()
+    this.down.destroyStages()
+    if (this.upstream.connecting || this.state !== 'open') this.upstream.destroy()
+    else endThenDestroy(this.upstream, this.clock)
+    endThenDestroy(this.client, this.clock)
+    this.#finish(reason)
+  }
+
+  /** Forward nothing more either way and tell neither side; the link ends when either side leaves. */
+  silence(reason: string): void {
+    if (this.closed) return
+    this.up.destroyStages()
+    this.down.destroyStages()
+    for (const s of [this.client, this.upstream]) {
+      s.removeAllListeners('data')
+      s.removeAllListeners('end')
+      s.on('data', () => {})
+      s.on('end', () => this.destroy(reason))
+      s.resume()
+    }
+  }
+
+  /** The only way a link ends; idempotent. Sockets are destroyed, stages and timers cancelled. */
+  destroy(reason: string, err?: Error): void {
+    if (this.closed) return
+    this.client.destroy()
+    this.upstream.destroy()
+    this.#finish(reason, err)
+  }
+
+  #finish(reason: string, err?: Error): void {
+    if (this.closed) return
+    this.state = 'closed'
+    this.reason = reason
+    this.up.destroyStages()
+    this.down.destroyStages()
+    this.#connectTimer?.cancel()
+    this.owner.observer.linkClosed(this.owner.name, this, reason, err)
+    this.owner.linkClosed(this)
+    if (err && !isPeerError(err)) this.log.warn({ err, link: this.id }, 'link error')
+    else this.log.debug({ link: this.id, reason, up: this.up.bytes, down: this.down.bytes }, 'link closed')
+  }
+
+  /** Bytes read from the client / from the upstream. */
+  get bytesUpstream(): number { return this.up.bytes }
+  get bytesDownstream(): number { return this.down.bytes }
+}
+
+function resetSocket(s: net.Socket): void {
+  if (s.destroyed) return
+  if (s.connecting || !(s as unknown as { _handle?: unknown })._handle) s.destroy()
+  else s.resetAndDestroy()
+}
+
+/** end(), then destroy once flushed — or after a grace period if the peer never reads. */
+function endThenDestroy(s: net.Socket, clock: Clock): void {
+  if (s.destroyed) return
+  const timer = clock.setTimeout(() => s.destroy(), CLOSE_GRACE_MS)
+  s.once('close', () => timer.cancel())
+  s.end(() => s.destroy())
+}

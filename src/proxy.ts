@@ -1,0 +1,215 @@
+// A proxy: a named listener that forwards each accepted connection to one upstream, through the
+// faults configured on it. Faults are added, updated and removed on live links.
+import net from 'node:net'
+import { once } from 'node:events'
+import type { Clock } from './clock.js'
+import { Fault } from './fault.js'
+import { Link, type LinkOwner } from './link.js'
+import type { Logger, ThrottledLog } from './log.js'
+import type { Observer } from './observer.js'
+import type { Random } from './random.js'
+import { InvalidAddressError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
+
+export interface HostPort { host: string; port: number }
+
+/** Parses `host:port`, `[v6]:port`, `:port` or a bare port; hosts default to 127.0.0.1. */
+export function parseAddress(field: string, value: unknown, defaultHost = '127.0.0.1'): HostPort {
+  if (typeof value === 'number') value = String(value)
+  if (typeof value !== 'string') throw new InvalidAddressError(field, String(value))
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value)
+  const port = Number(m?.[3])
+  if (!m || !Number.isInteger(port) || port > 65535 || value.includes('/')) throw new InvalidAddressError(field, value)
+  const host = m[1] ?? (m[2] || defaultHost)
+  return { host, port }
+}
+
+export function formatAddress({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+export interface ProxyOptions {
+  name: string
+  listen: string
+  upstream: string
+  enabled?: boolean
+  protocol?: 'tcp' | 'http'
+}
+
+export interface ProxyContext {
+  log: Logger
+  clock: Clock
+  random: Random
+  observer: Observer
+  warn: ThrottledLog
+}
+
+export class Proxy implements LinkOwner {
+  readonly name: string
+  listen: string
+  upstream: string
+  enabled: boolean
+  protocol: 'tcp' | 'http'
+  readonly links = new Set<Link>()
+  readonly faults: Fault[] = []
+  readonly log: Logger
+  readonly clock: Clock
+  readonly random: Random
+  readonly observer: Observer
+  #server: net.Server | null = null
+  #bound: string | null = null
+  #upstreamTarget: HostPort
+  #warn: ThrottledLog
+
+  constructor(opts: ProxyOptions, ctx: ProxyContext) {
+    this.name = opts.name
+    parseAddress('listen', opts.listen)
+    this.#upstreamTarget = parseUpstream(opts.upstream)
+    this.listen = opts.listen
+    this.upstream = opts.upstream
+    this.enabled = opts.enabled ?? true
+    this.protocol = opts.protocol ?? 'tcp'
+    this.log = ctx.log.child({ proxy: opts.name })
+    this.clock = ctx.clock
+    this.random = ctx.random
+    this.observer = ctx.observer
+    this.#warn = ctx.warn
+  }
+
+  /** The address actually bound (port 0 → the real port), or the requested one while disabled. */
+  get address(): string { return this.#bound ?? this.listen }
+  get port(): number { return parseAddress('listen', this.address).port }
+  get connections(): number { return this.links.size }
+
+  upstreamTarget(): HostPort { return this.#upstreamTarget }
+
+  async start(): Promise<void> {
+    if (!this.enabled || this.#server) return
+    const { host, port } = parseAddress('listen', this.listen)
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, c => this.#accept(c))
+    server.on('error', err => this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed'))
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen({ host, port }, () => { server.off('error', reject); resolve() })
+      })
+    } catch (err) {
+      server.close()
+      const e = err as NodeJS.ErrnoException
+      const reason = e.code === 'EADDRINUSE' ? 'bind: address already in use'
+        : e.code === 'EACCES' ? 'bind: permission denied'
+        : e.code === 'EADDRNOTAVAIL' ? 'bind: cannot assign requested address'
+        : e.message
+      throw new ListenError(this.listen, reason).because(err)
+    }
+    const a = server.address() as net.AddressInfo
+    this.#server = server
+    this.#bound = formatAddress({ host: a.address, port: a.port })
+    this.log.info({ listen: this.#bound, upstream: this.upstream }, 'proxy listening')
+  }
+
+  #accept(client: net.Socket): void {
+    const link = new Link(this, client)
+    this.links.add(link)
+    link.start()
+  }
+
+  linkClosed(link: Link): void { this.links.delete(link) }
+
+  /** Stop listening and end every link now (Toxiproxy's disable, delete and restart). */
+  async stop(reason = 'proxy_disabled'): Promise<void> {
+    const server = this.#server
+    this.#server = null
+    this.#bound = null
+    for (const link of [...this.links]) link.destroy(reason)
+    if (server) {
+      const closed = once(server, 'close')
+      server.close()
+      await closed
+      this.log.info('proxy stopped')
+    }
+  }
+
+  async setEnabled(enabled: boolean): Promise<void> {
+    this.enabled = enabled
+    if (enabled) await this.start()
+    else await this.stop()
+  }
+
+  /** Change listen/upstream (a restart that drops links, as Toxiproxy) and enabled. */
+  async update(patch: { listen?: string; upstream?: string; enabled?: boolean }): Promise<void> {
+    const listen = patch.listen ?? this.listen
+    const upstream = patch.upstream ?? this.upstream
+    if (listen !== this.listen) parseAddress('listen', listen)
+    const target = upstream !== this.upstream ? parseUpstream(upstream) : this.#upstreamTarget
+    const enabled = patch.enabled ?? this.enabled
+    const restart = listen !== this.listen && listen !== this.#bound || upstream !== this.upstream
+    if (restart) {
+      await this.stop('proxy_restarted')
+      this.listen = listen
+      this.upstream = upstream
+      this.#upstreamTarget = target
+    }
+    await this.setEnabled(enabled)
+  }
+
+  // Faults --------------------------------------------------------------------------------------
+
+  fault(name: string): Fault {
+    const f = this.faults.find(t => t.name === name)
+    if (!f) throw new ToxicNotFoundError()
+    return f
+  }
+
+  /** Adds a checked fault (see Catalog.normalize); open links draw for it at once. */
+  addFault(f: Fault): Fault {
+    if (this.faults.some(t => t.name === f.name)) throw new ToxicExistsError()
+    this.faults.push(f)
+    for (const link of this.links) link.apply(f)
+    this.log.info({ toxic: f.name, type: f.type, stream: f.stream, toxicity: f.toxicity, attributes: f.attributes }, 'toxic added')
+    return f
+  }
+
+  /** New attributes (already merged and checked) and/or toxicity; links keep their draw. */
+  updateFault(name: string, attributes: Readonly<Record<string, unknown>>, toxicity: number): Fault {
+    const f = this.fault(name)
+    f.attributes = attributes
+    const redraw = toxicity !== f.toxicity
+    f.toxicity = toxicity
+    for (const link of this.links) {
+      if (redraw) { link.unapply(f); link.apply(f) } else link.update(f)
+    }
+    this.log.info({ toxic: f.name, toxicity, attributes }, 'toxic updated')
+    return f
+  }
+
+  removeFault(name: string): void {
+    const f = this.fault(name)
+    this.faults.splice(this.faults.indexOf(f), 1)
+    for (const link of [...this.links]) link.unapply(f)
+    this.log.info({ toxic: name }, 'toxic removed')
+  }
+
+  removeAllFaults(): void {
+    for (const f of [...this.faults]) this.removeFault(f.name)
+  }
+
+  /** Toxiproxy's order: upstream faults first, then downstream; `both` once, with the upstream ones. */
+  toxicsJSON() {
+    const rank = (f: Fault) => (f.stream === 'downstream' ? 1 : 0)
+    return [...this.faults].sort((a, b) => rank(a) - rank(b)).map(f => f.toJSON())
+  }
+
+  toJSON() {
+    return {
+      name: this.name, listen: this.address, upstream: this.upstream, enabled: this.enabled,
+      protocol: this.protocol, toxics: this.toxicsJSON(),
+    }
+  }
+}
+
+function parseUpstream(value: string): HostPort {
+  if (typeof value === 'string' && /^[a-z]+:\/\//i.test(value)) {
+    throw new InvalidAddressError('upstream', `${value} (give host:port, not a URL)`)
+  }
+  return parseAddress('upstream', value, 'localhost')
+}

@@ -1,0 +1,153 @@
+// The proxy registry: every proxy of one coquin process, and the faults on them. The control API,
+// configs and the embedded test server all drive coquin through this class.
+import type { Behavior } from './behavior.js'
+import { realClock, type Clock } from './clock.js'
+import { Catalog, Fault, parseToxicity, type FaultSpec } from './fault.js'
+import { silentLogger, throttledLog, type Logger, type ThrottledLog } from './log.js'
+import { nullObserver, type Observer } from './observer.js'
+import { Proxy } from './proxy.js'
+import { hashString, randomSeed, seededRandom } from './random.js'
+import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
+
+export interface RegistryOptions {
+  behaviors: readonly Behavior[]
+  seed?: number
+  log?: Logger
+  clock?: Clock
+  observer?: Observer
+}
+
+export interface ProxySpec {
+  name?: unknown
+  listen?: unknown
+  upstream?: unknown
+  enabled?: unknown
+  protocol?: unknown
+  toxics?: unknown
+}
+
+export class Registry {
+  readonly proxies = new Map<string, Proxy>()
+  readonly catalog: Catalog
+  readonly seed: number
+  readonly log: Logger
+  readonly clock: Clock
+  readonly observer: Observer
+  readonly warn: ThrottledLog
+
+  constructor(opts: RegistryOptions) {
+    this.catalog = new Catalog(opts.behaviors)
+    this.seed = opts.seed ?? randomSeed()
+    this.log = opts.log ?? silentLogger
+    this.clock = opts.clock ?? realClock
+    this.observer = opts.observer ?? nullObserver
+    this.warn = throttledLog(this.log, this.clock)
+  }
+
+  get(name: string): Proxy {
+    const p = this.proxies.get(name)
+    if (!p) throw new ProxyNotFoundError()
+    return p
+  }
+
+  /** Builds a fault from a spec (Toxiproxy's defaults filled in), checked against its behavior. */
+  makeFault(spec: FaultSpec): Fault {
+    const n = this.catalog.normalize(spec)
+    return new Fault(n.name, n.type, n.stream, n.toxicity, Object.freeze(n.attributes), this.catalog.get(n.type)!)
+  }
+
+  /** Checks a proxy spec and its faults without touching anything: all or nothing. */
+  check(spec: ProxySpec, where = ''): { name: string; listen: string; upstream: string; enabled: boolean; protocol: 'tcp' | 'http'; faults: Fault[] } {
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidRequestError(`proxy must be an object${where}`)
+    if (typeof spec.name !== 'string' || spec.name === '') throw new InvalidRequestError(`missing required field: name${where}`)
+    if (typeof spec.upstream !== 'string' || spec.upstream === '') throw new InvalidRequestError(`missing required field: upstream${where}`)
+    const listen = spec.listen === undefined || spec.listen === null || spec.listen === '' ? '127.0.0.1:0' : spec.listen
+    if (typeof listen !== 'string') throw new InvalidRequestError(`listen must be a string${where}`)
+    if (spec.enabled !== undefined && spec.enabled !== null && typeof spec.enabled !== 'boolean') throw new InvalidRequestError(`enabled must be a boolean${where}`)
+    const protocol = spec.protocol ?? 'tcp'
+    if (protocol !== 'tcp' && protocol !== 'http') throw new InvalidRequestError(`protocol must be tcp or http${where}`)
+    const toxics = spec.toxics ?? []
+    if (!Array.isArray(toxics)) throw new InvalidRequestError(`toxics must be a list${where}`)
+    const faults = toxics.map(t => this.makeFault(t as FaultSpec))
+    const names = new Set<string>()
+    for (const f of faults) {
+      if (names.has(f.name)) throw new InvalidRequestError(`toxic ${f.name} given twice${where}`)
+      names.add(f.name)
+    }
+    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, faults }
+  }
+
+  /** Creates and starts a proxy with its faults, atomically: on any error nothing is left behind. */
+  async create(spec: ProxySpec, where = ''): Promise<Proxy> {
+    const c = this.check(spec, where)
+    if (this.proxies.has(c.name)) throw new ProxyExistsError()
+    const proxy = new Proxy(c, {
+      log: this.log, clock: this.clock, observer: this.observer, warn: this.warn,
+      random: seededRandom(this.seed ^ hashString(c.name)),
+    })
+    for (const f of c.faults) proxy.addFault(f)
+    this.proxies.set(c.name, proxy)
+    try {
+      await proxy.start()
+    } catch (err) {
+      this.proxies.delete(c.name)
+      throw err
+    }
+    return proxy
+  }
+
+  async delete(name: string): Promise<void> {
+    const p = this.get(name)
+    this.proxies.delete(name)
+    await p.stop('proxy_deleted')
+  }
+
+  /**
+   * Toxiproxy's populate: every entry is checked first; a proxy with the same name and addresses is
+   * left untouched (faults and enabled state kept), others are replaced. Returns the proxies in order;
+   * on error, `created` holds those made so far.
+   */
+  async populate(specs: unknown): Promise<Proxy[]> {
+    if (!Array.isArray(specs)) throw new InvalidRequestError('populate body must be a list of proxies')
+    const checked = specs.map((s, i) => this.check(s as ProxySpec, ` at proxy ${i + 1}`))
+    const out: Proxy[] = []
+    try {
+      for (const [i, c] of checked.entries()) {
+        const old = this.proxies.get(c.name)
+        if (old && old.listen === c.listen && old.upstream === c.upstream) { out.push(old); continue }
+        if (old) await this.delete(c.name)
+        out.push(await this.create(specs[i] as ProxySpec, ` at proxy ${i + 1}`))
+      }
+    } catch (err) {
+      throw Object.assign(err as Error, { created: out })
+    }
+    return out
+  }
+
+  /** Toxiproxy's reset: enable every proxy and remove every fault. */
+  async reset(): Promise<void> {
+    for (const p of this.proxies.values()) {
+      p.removeAllFaults()
+      await p.setEnabled(true)
+    }
+  }
+
+  /** Merges a partial fault update into the existing one and checks the result. */
+  updateFault(proxy: string, name: string, patch: { attributes?: unknown; toxicity?: unknown }): Fault {
+    const p = this.get(proxy)
+    const f = p.fault(name)
+    if (patch.attributes !== undefined && patch.attributes !== null &&
+        (typeof patch.attributes !== 'object' || Array.isArray(patch.attributes))) {
+      throw new InvalidRequestError('attributes must be an object')
+    }
+    const merged = { ...f.attributes, ...(patch.attributes as object | undefined) }
+    const attrs = Object.freeze(this.catalog.attributes(f.type, merged))
+    const toxicity = patch.toxicity === undefined ? f.toxicity : parseToxicity(patch.toxicity)
+    return p.updateFault(name, attrs, toxicity)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.proxies.values()].map(p => p.stop('shutdown')))
+    this.proxies.clear()
+  }
+}
