@@ -1,0 +1,137 @@
+// Load generators, run in the orchestrating process (never in a proxy's or a server's process).
+// Every wait is bounded; every socket opened here is destroyed before the function returns.
+import net from 'node:net'
+import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CHUNK } from './servers.js'
+
+const HOST = '127.0.0.1'
+
+export function connect(port: number, timeoutMs = 5_000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: HOST, port, noDelay: true })
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to ${port} timed out`)) }, timeoutMs)
+    s.once('error', err => { clearTimeout(timer); reject(err) })
+    s.once('connect', () => {
+      clearTimeout(timer)
+      s.removeAllListeners('error')
+      s.on('error', () => {})
+      resolve(s)
+    })
+  })
+}
+
+/** Opens n connections, `batch` at a time (kept under the listen backlog). */
+export async function connectMany(port: number, n: number, batch = 100): Promise<net.Socket[]> {
+  const out: net.Socket[] = []
+  try {
+    for (let i = 0; i < n; i += batch) {
+      const size = Math.min(batch, n - i)
+      const got = await Promise.allSettled(Array.from({ length: size }, () => connect(port)))
+      for (const r of got) if (r.status === 'fulfilled') out.push(r.value)
+      const failed = got.find(r => r.status === 'rejected')
+      if (failed) throw (failed as PromiseRejectedResult).reason
+    }
+    return out
+  } catch (err) {
+    for (const s of out) s.destroy()
+    throw err
+  }
+}
+
+export const destroyAll = (socks: net.Socket[]) => { for (const s of socks) s.destroy() }
+
+/** Bytes/s in MB (10^6) read from a source server over `conns` connections, after a warm-up. */
+export async function bulkDown(port: number, conns: number, warmMs: number, durMs: number): Promise<number> {
+  const socks = await connectMany(port, conns)
+  try {
+    let bytes = 0
+    for (const s of socks) s.on('data', (c: Buffer) => { bytes += c.length })
+    await sleep(warmMs)
+    const b0 = bytes
+    const t0 = performance.now()
+    await sleep(durMs)
+    return (bytes - b0) / ((performance.now() - t0) / 1000) / 1e6
+  } finally {
+    destroyAll(socks)
+  }
+}
+
+/** Bytes/s in MB written to a sink server, as counted by the sink (`sunk()` asks its process). */
+export async function bulkUp(port: number, conns: number, warmMs: number, durMs: number, sunk: () => Promise<number>): Promise<number> {
+  const socks = await connectMany(port, conns)
+  const chunk = Buffer.alloc(CHUNK, 0x75)
+  let running = true
+  try {
+    for (const s of socks) {
+      const pump = () => { while (running && !s.destroyed && s.write(chunk)) { /* until the buffer is full */ } }
+      s.on('drain', pump)
+      pump()
+    }
+    await sleep(warmMs)
+    const b0 = await sunk()
+    const t0 = performance.now()
+    await sleep(durMs)
+    const b1 = await sunk()
+    return (b1 - b0) / ((performance.now() - t0) / 1000) / 1e6
+  } finally {
+    running = false
+    destroyAll(socks)
+  }
+}
+
+export interface RoundTrips { p50: number; p99: number; rate: number; samples: number }
+
+/** 64 B ping-pong on each of `conns` connections (one message in flight on each); µs and round trips/s. */
+export async function pingPong(port: number, conns: number, warmMs: number, durMs: number): Promise<RoundTrips> {
+  const socks = await connectMany(port, conns)
+  const msg = Buffer.alloc(64, 0x70)
+  const samples: number[] = []
+  let running = true
+  let winStart = Infinity
+  let winEnd = Infinity
+  try {
+    for (const s of socks) {
+      let got = 0
+      let sent = performance.now()
+      s.on('data', (c: Buffer) => {
+        got += c.length
+        if (got < msg.length) return
+        got -= msg.length
+        const now = performance.now()
+        if (sent >= winStart && now <= winEnd) samples.push(now - sent)
+        if (running) { sent = now; s.write(msg) }
+      })
+      s.write(msg)
+    }
+    await sleep(warmMs)
+    winStart = performance.now()
+    await sleep(durMs)
+    winEnd = performance.now()
+  } finally {
+    running = false
+    destroyAll(socks)
+  }
+  if (samples.length === 0) throw new Error(`no round trip completed on port ${port}`)
+  const sorted = Float64Array.from(samples).sort()
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000
+  return { p50: at(0.5), p99: at(0.99), rate: samples.length / ((winEnd - winStart) / 1000), samples: samples.length }
+}
+
+/** Opens n connections and sends one byte back and forth on each, so every link is up end to end. */
+export async function openIdle(port: number, n: number): Promise<net.Socket[]> {
+  const socks = await connectMany(port, n)
+  try {
+    for (let i = 0; i < socks.length; i += 200) {
+      await Promise.all(socks.slice(i, i + 200).map(async s => {
+        s.write('x')
+        await once(s, 'data', { signal: AbortSignal.timeout(10_000) })
+      }))
+    }
+    return socks
+  } catch (err) {
+    destroyAll(socks)
+    throw err
+  }
+}

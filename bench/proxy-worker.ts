@@ -1,0 +1,50 @@
+// Worker process running one proxy under test, alone on its event loop: `pipe` (the baseline),
+// `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1). It puts one proxy
+// in front of each upstream server and reports ports, memory and CPU over IPC.
+import { Registry } from '../src/registry.js'
+import { builtins } from '../behaviors/index.js'
+import { startPipeProxy } from './pipe-proxy.js'
+import { collectGarbage, serve } from './ipc.js'
+
+export type ProxyKind = 'pipe' | 'coquin' | 'coquin-fault'
+
+const kind = process.argv[2] as ProxyKind
+if (kind !== 'pipe' && kind !== 'coquin' && kind !== 'coquin-fault') {
+  console.error(`proxy-worker: unknown kind ${String(kind)}`)
+  process.exit(2)
+}
+
+const counters: (() => number)[] = []
+const registry = new Registry({ behaviors: builtins })
+
+async function start(upstreams: Record<string, number>): Promise<Record<string, number>> {
+  const ports: Record<string, number> = {}
+  for (const [name, port] of Object.entries(upstreams)) {
+    if (kind === 'pipe') {
+      const p = await startPipeProxy({ host: '127.0.0.1', port })
+      counters.push(p.connections)
+      ports[name] = p.port
+    } else {
+      const toxics = kind === 'coquin-fault'
+        ? [{ name: 'latency0', type: 'latency', stream: 'both', toxicity: 1, attributes: { latency: 0 } }]
+        : []
+      const p = await registry.create({ name, listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, toxics })
+      counters.push(() => p.connections)
+      ports[name] = p.port
+    }
+  }
+  return ports
+}
+
+const connections = () => counters.reduce((n, c) => n + c(), 0)
+
+serve({
+  start: args => start(args['upstreams'] as Record<string, number>),
+  stats: () => {
+    collectGarbage()
+    const m = process.memoryUsage()
+    return { rss: m.rss, heapUsed: m.heapUsed, connections: connections(), gc: typeof globalThis.gc === 'function' }
+  },
+  connections: () => connections(),
+  cpu: () => { const c = process.cpuUsage(); return c.user + c.system },
+})

@@ -1,0 +1,452 @@
+// Config files: one JSON Schema, generated from the behaviors' attribute schemas, checks the core
+// keys and every fault's attributes. All issues are collected, each mapped back through the YAML
+// node ranges to file:line:column and a field path, before one ConfigInvalidError. The checked
+// config has its defaults filled in and is deeply frozen. applyConfig brings a registry to it.
+import { readFile, writeFile } from 'node:fs/promises'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
+import type { Behavior } from './behavior.js'
+import { attributeSchema, type FaultStream } from './fault.js'
+import { parseAddress } from './proxy.js'
+import type { ProxySpec, Registry } from './registry.js'
+import { ConfigInvalidError, ConfigReadError } from './errors.js'
+
+export const SCHEMA_ID = 'urn:coquin:config'
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export interface ToxicConfig {
+  readonly name: string
+  readonly type: string
+  readonly stream: FaultStream
+  readonly toxicity: number
+  readonly attributes: Readonly<Record<string, unknown>>
+}
+
+/** A proxy as a checked config gives it: every default filled in, toxics named. */
+export interface ProxyConfig extends ProxySpec {
+  readonly name: string
+  readonly listen: string
+  readonly upstream: string
+  readonly enabled: boolean
+  readonly protocol: 'tcp' | 'http'
+  readonly toxics: readonly ToxicConfig[]
+}
+
+export interface Settings {
+  readonly seed?: number
+  readonly log_level?: (typeof LOG_LEVELS)[number]
+  /** coquin's built-in demo upstreams (see src/demo.ts), for the default config. */
+  readonly demo?: { readonly echo?: string; readonly http?: string }
+}
+
+export interface Config {
+  readonly file: string
+  readonly proxies: readonly ProxyConfig[]
+  readonly settings: Settings
+}
+
+export interface ConfigIssue {
+  file: string
+  line: number
+  column: number
+  /** The field, as `proxies[0].toxics[1].attributes.latency`; `(root)` for the document itself, '' for a YAML syntax error. */
+  path: string
+  message: string
+}
+
+// Schema ----------------------------------------------------------------------------------------
+
+/** JSON, without TypeBox's symbol keys: what is written to coquin.schema.json. */
+const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
+
+function toxicSchema(b: Behavior): object {
+  return {
+    type: 'object',
+    title: b.type,
+    description: b.summary,
+    additionalProperties: false,
+    required: ['type'],
+    properties: {
+      type: { const: b.type },
+      name: { type: 'string', minLength: 1, description: 'unique within the proxy; default `<type>_<stream>`' },
+      stream: {
+        enum: ['upstream', 'downstream', 'both'], default: 'downstream',
+        description: 'upstream = client → server, downstream = server → client, both = one fault on each',
+      },
+      toxicity: { type: 'number', minimum: 0, maximum: 1, default: 1, description: 'share of links (HTTP: requests) it hits, 0 to 1' },
+      attributes: { ...plain(attributeSchema(b)), default: {}, description: `${b.type}'s attributes` },
+    },
+  }
+}
+
+/**
+ * The JSON Schema (draft-07) of a coquin config, generated from the behaviors. Toxics are a `oneOf`
+ * on `type` (with ajv's `discriminator`, which other validators ignore), so an editor completes and
+ * checks each type's own attributes.
+ */
+export function configSchema(behaviors: readonly Behavior[]): object {
+  const address = (what: string) => ({ type: 'string', minLength: 1, description: `${what}: host:port, [v6]:port or :port` })
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: SCHEMA_ID,
+    title: 'coquin config',
+    description: 'Proxies, their faults ("toxics") and settings for coquin, a chaos and fault-injection proxy. ' +
+      'Generated from the behaviors by src/config.ts: do not edit.',
+    type: 'object',
+    additionalProperties: false,
+    required: ['proxies'],
+    properties: {
+      $schema: { type: 'string', description: 'this schema, for editors' },
+      proxies: { type: 'array', items: { $ref: '#/definitions/proxy' } },
+      settings: { $ref: '#/definitions/settings' },
+    },
+    definitions: {
+      proxy: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'listen', 'upstream'],
+        properties: {
+          name: { type: 'string', minLength: 1, description: 'unique name, used by the control API' },
+          listen: address('where the proxy listens (port 0: any free port)'),
+          upstream: address('where it forwards each connection'),
+          enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
+          protocol: { enum: ['tcp', 'http'], default: 'tcp', description: 'http: faults act per request' },
+          toxics: { type: 'array', default: [], items: { $ref: '#/definitions/toxic' }, description: 'faults on this proxy' },
+        },
+      },
+      toxic: {
+        type: 'object',
+        required: ['type'],
+        discriminator: { propertyName: 'type' },
+        oneOf: behaviors.map(toxicSchema),
+      },
+      settings: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          seed: { type: 'integer', description: 'seed for every random draw: a run can be replayed' },
+          log_level: { enum: [...LOG_LEVELS], description: 'default info' },
+          demo: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'built-in demo upstreams to start',
+            properties: { echo: address('a TCP echo server'), http: address('an HTTP hello server') },
+          },
+        },
+      },
+    },
+  }
+}
+
+/** The schema as written to configs/coquin.schema.json. */
+export function schemaText(behaviors: readonly Behavior[]): string {
+  return JSON.stringify(configSchema(behaviors), null, 2) + '\n'
+}
+
+export async function writeSchema(file: string, behaviors: readonly Behavior[]): Promise<void> {
+  await writeFile(file, schemaText(behaviors))
+}
+
+const validators = new WeakMap<readonly Behavior[], ValidateFunction>()
+function validator(behaviors: readonly Behavior[]): ValidateFunction {
+  let v = validators.get(behaviors)
+  if (!v) {
+    // One ajv per behavior list: the schema's $id can be registered only once per instance.
+    const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, discriminator: true, verbose: true })
+    v = ajv.compile(configSchema(behaviors))
+    validators.set(behaviors, v)
+  }
+  return v
+}
+
+// Loading ---------------------------------------------------------------------------------------
+
+type Segment = string | number
+
+/** `proxies[0].toxics[1].attributes.latency` */
+export function formatPath(path: readonly Segment[]): string {
+  let out = ''
+  for (const s of path) {
+    if (typeof s === 'number') out += `[${s}]`
+    else if (/^[A-Za-z_$][\w$-]*$/.test(s)) out += out ? `.${s}` : s
+    else out += `[${JSON.stringify(s)}]`
+  }
+  return out || '(root)'
+}
+
+function pointerSegments(pointer: string): Segment[] {
+  if (!pointer) return []
+  return pointer.slice(1).split('/').map(s => {
+    const key = s.replaceAll('~1', '/').replaceAll('~0', '~')
+    return /^(0|[1-9]\d*)$/.test(key) ? Number(key) : key
+  })
+}
+
+const describe = (v: unknown) =>
+  v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? `string ${JSON.stringify(v)}` : typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`
+
+class Locator {
+  constructor(readonly file: string, readonly doc: Document, readonly lines: LineCounter, readonly prefix: Segment[]) {}
+
+  /** The deepest node on the path (a missing or aliased tail falls back to its nearest ancestor). */
+  node(path: readonly Segment[]): Node | null {
+    const docPath = this.docPath(path)
+    for (let n = docPath.length; n >= 0; n--) {
+      const node = n === 0 ? this.doc.contents : this.doc.getIn(docPath.slice(0, n), true)
+      if (node && typeof node === 'object' && 'range' in node && (node as Node).range) return node as Node
+    }
+    return null
+  }
+
+  /** The key node of `key` in the map at `path`. */
+  key(path: readonly Segment[], key: string): Node | null {
+    const map = this.node(path)
+    if (!isMap(map)) return null
+    const pair = map.items.find(p => (isScalar(p.key) ? p.key.value : p.key) === key) as Pair<Node> | undefined
+    return pair?.key && (pair.key as Node).range ? pair.key : null
+  }
+
+  issue(node: Node | null, path: readonly Segment[], message: string): ConfigIssue & { offset: number } {
+    const offset = node?.range?.[0] ?? 0
+    const { line, col } = this.lines.linePos(offset)
+    return { file: this.file, line, column: col, path: formatPath(this.docPath(path)), message, offset }
+  }
+
+  /** A path in the checked object ({ proxies: [...] }) → the path in the document (a bare list, for Toxiproxy's format). */
+  docPath(path: readonly Segment[]): Segment[] {
+    return this.prefix.length && path[0] === this.prefix[0] ? path.slice(1) : [...path]
+  }
+}
+
+function ajvIssue(loc: Locator, e: ErrorObject, behaviors: readonly Behavior[]): ConfigIssue & { offset: number } {
+  const path = pointerSegments(e.instancePath)
+  const p = e.params as Record<string, unknown>
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = p.additionalProperty as string
+      return loc.issue(loc.key(path, key) ?? loc.node(path), [...path, key], 'unknown field')
+    }
+    case 'required': {
+      const key = p.missingProperty as string
+      return loc.issue(loc.node(path), [...path, key], 'missing required field')
+    }
+    case 'discriminator': {
+      const tag = p.tag as string
+      const where = loc.key(path, tag) ? loc.node([...path, tag]) : loc.node(path)
+      if (typeof p.tagValue === 'string') {
+        return loc.issue(where, [...path, tag], `unknown toxic type ${JSON.stringify(p.tagValue)} (known: ${behaviors.map(b => b.type).join(', ')})`)
+      }
+      return loc.issue(where, [...path, tag], p.tagValue === undefined ? 'missing required field' : `must be string, not ${describe(p.tagValue)}`)
+    }
+    case 'type':
+      return loc.issue(loc.node(path), path, `must be ${String(p.type)}, not ${describe(e.data)}`)
+    case 'enum':
+      return loc.issue(loc.node(path), path, `must be one of ${(p.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}, not ${describe(e.data)}`)
+    case 'const':
+      return loc.issue(loc.node(path), path, `must be ${JSON.stringify(p.allowedValue)}`)
+    default:
+      return loc.issue(loc.node(path), path, e.message ?? 'invalid')
+  }
+}
+
+/**
+ * What ajv cannot say: addresses that do not parse, names and addresses given twice, faults for the
+ * other protocol. Runs on the checked data even when ajv found issues, so that every issue is
+ * reported at once: each check skips values of the wrong type (ajv reported those).
+ */
+function crossChecks(loc: Locator, data: unknown, behaviors: readonly Behavior[]): (ConfigIssue & { offset: number })[] {
+  const issues: (ConfigIssue & { offset: number })[] = []
+  const proxies = (data as { proxies?: unknown } | null)?.proxies
+  if (!Array.isArray(proxies)) return issues
+  const byType = new Map(behaviors.map(b => [b.type, b]))
+  const at = (path: Segment[], message = '') => loc.issue(loc.node(path), path, message)
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined)
+  const proxyNames = new Map<string, number>()
+  const listens = new Map<string, number>()
+  proxies.forEach((p: Record<string, unknown> | null, i) => {
+    if (typeof p !== 'object' || p === null) return
+    const here: Segment[] = ['proxies', i]
+    const name = str(p.name)
+    const first = name === undefined ? undefined : proxyNames.get(name)
+    if (first !== undefined) {
+      issues.push(at([...here, 'name'], `proxy name ${JSON.stringify(name)} given twice (first at line ${at(['proxies', first, 'name']).line})`))
+    } else if (name !== undefined) proxyNames.set(name, i)
+
+    for (const field of ['listen', 'upstream'] as const) {
+      const value = str(p[field])
+      if (!value) continue
+      if (field === 'upstream' && /^[a-z]+:\/\//i.test(value)) {
+        issues.push(at([...here, field], `give host:port, not a URL: ${JSON.stringify(value)}`))
+        continue
+      }
+      let port: number, host: string
+      try {
+        ({ host, port } = parseAddress(field, value))
+      } catch {
+        issues.push(at([...here, field], `not a host:port address: ${JSON.stringify(value)}`))
+        continue
+      }
+      if (field === 'listen' && port !== 0) {
+        const other = listens.get(`${host}:${port}`)
+        if (other !== undefined) {
+          issues.push(at([...here, field], `address already used by ${formatPath(loc.docPath(['proxies', other]))} (line ${at(['proxies', other, field]).line})`))
+        } else listens.set(`${host}:${port}`, i)
+      }
+    }
+
+    if (!Array.isArray(p.toxics)) return
+    const toxicNames = new Map<string, number>()
+    p.toxics.forEach((t: Record<string, unknown> | null, j) => {
+      if (typeof t !== 'object' || t === null) return
+      const tpath: Segment[] = [...here, 'toxics', j]
+      const type = str(t.type)
+      const tname = str(t.name) ?? (type && str(t.stream) ? `${type}_${str(t.stream)}` : undefined)
+      const prev = tname === undefined ? undefined : toxicNames.get(tname)
+      if (prev !== undefined) {
+        // The name node if there is one, else the toxic: its name is the default `<type>_<stream>`.
+        const explicit = t.name !== undefined
+        issues.push(loc.issue(loc.node(explicit ? [...tpath, 'name'] : tpath), [...tpath, 'name'],
+          `toxic name ${JSON.stringify(tname)} given twice in this proxy (first at line ${at([...here, 'toxics', prev]).line})` +
+          (explicit ? '' : '; give each a name')))
+      } else if (tname !== undefined) toxicNames.set(tname, j)
+      const protocols = type === undefined ? undefined : byType.get(type)?.protocols
+      const protocol = str(p.protocol) ?? 'tcp'
+      if (protocols && (protocol === 'tcp' || protocol === 'http') && !protocols.includes(protocol)) {
+        issues.push(at([...tpath, 'type'], `${type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}`))
+      }
+    })
+  })
+  return issues
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}
+
+function fail(issues: (ConfigIssue & { offset: number })[]): never {
+  const sorted = issues.sort((a, b) => a.offset - b.offset).map(({ offset: _, ...i }) => i)
+  const err = new ConfigInvalidError(sorted.map(i => `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n'))
+  throw Object.assign(err, { issues: sorted })
+}
+
+/**
+ * Reads and checks a config: YAML, or Toxiproxy's JSON config (a top-level list of proxies; coquin
+ * also accepts `toxics` in it). Throws ConfigReadError, or one ConfigInvalidError with every issue
+ * in its message (one `file:line:column: field: problem` per line) and in `err.issues`.
+ */
+export async function loadConfig(file: string, behaviors: readonly Behavior[]): Promise<Config> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const reason = e.code === 'ENOENT' ? 'no such file'
+      : e.code === 'EACCES' ? 'permission denied'
+      : e.code === 'EISDIR' ? 'is a directory'
+      : e.message
+    throw new ConfigReadError(file, reason).because(err)
+  }
+  return parseConfig(file, text, behaviors)
+}
+
+/** loadConfig on text already read; `file` is only used in messages. */
+export function parseConfig(file: string, text: string, behaviors: readonly Behavior[]): Config {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    fail(doc.errors.map(e => {
+      const { line, col } = lines.linePos(e.pos[0])
+      return { file, line, column: col, path: '', message: e.message, offset: e.pos[0] }
+    }))
+  }
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 })
+  } catch (err) { // an alias bomb: "Excessive alias count indicates a resource exhaustion attack"
+    fail([{ file, line: 1, column: 1, path: '', message: (err as Error).message, offset: 0 }])
+  }
+  const toxiproxy = Array.isArray(raw)
+  const data = toxiproxy ? { proxies: raw } : raw
+  const loc = new Locator(file, doc, lines, toxiproxy ? ['proxies'] : [])
+  const validate = validator(behaviors)
+  const issues: (ConfigIssue & { offset: number })[] = []
+  if (!validate(data)) {
+    // A missing `type` is reported by both `required` and the discriminator: keep one line each.
+    const seen = new Set<string>()
+    for (const i of (validate.errors ?? []).map(e => ajvIssue(loc, e, behaviors))) {
+      const key = `${i.offset} ${i.path} ${i.message}`
+      if (!seen.has(key)) { seen.add(key); issues.push(i) }
+    }
+  }
+  issues.push(...crossChecks(loc, data, behaviors))
+  if (issues.length > 0) fail(issues)
+  const checked = data as { proxies: ProxyConfig[]; settings?: Settings; $schema?: string }
+  for (const p of checked.proxies) {
+    for (const t of p.toxics) {
+      if (t.name === undefined) (t as { name: string }).name = `${t.type}_${t.stream}`
+    }
+  }
+  return deepFreeze({ file, proxies: checked.proxies, settings: checked.settings ?? {} })
+}
+
+// Applying --------------------------------------------------------------------------------------
+
+const same = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const ka = Object.keys(a), kb = Object.keys(b)
+  return ka.length === kb.length && ka.every(k => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+}
+
+/**
+ * Brings the registry to the config's state, touching only what differs: proxies are created,
+ * deleted, updated (a changed protocol recreates the proxy) and their faults added, removed or
+ * updated by name (a changed type or stream replaces the fault). Links of an unchanged proxy, and
+ * under an unchanged fault, are left alone. Every spec is checked first; then each proxy is brought
+ * up to date in turn and, if any fails (a port in use), the others are still applied and the first
+ * error is thrown with `failures: { proxy, error }[]`.
+ */
+export async function applyConfig(registry: Registry, config: Config): Promise<void> {
+  const wanted = new Map(config.proxies.map(p => [p.name, p]))
+  for (const p of config.proxies) registry.check(p, ` at proxy ${p.name}`)
+  const failures: { proxy: string; error: unknown }[] = []
+  const step = async (proxy: string, fn: () => Promise<unknown> | void) => {
+    try { await fn() } catch (error) { failures.push({ proxy, error }) }
+  }
+
+  // Deletions first: they free addresses that new or moved proxies may take.
+  for (const name of [...registry.proxies.keys()]) {
+    if (!wanted.has(name)) await step(name, () => registry.delete(name))
+  }
+  for (const spec of config.proxies) {
+    const proxy = registry.proxies.get(spec.name)
+    if (proxy && proxy.protocol !== spec.protocol) {
+      await step(spec.name, async () => { await registry.delete(spec.name); await registry.create(spec) })
+      continue
+    }
+    if (!proxy) {
+      await step(spec.name, () => registry.create(spec))
+      continue
+    }
+    await step(spec.name, async () => {
+      if (proxy.listen !== spec.listen || proxy.upstream !== spec.upstream || proxy.enabled !== spec.enabled) {
+        await proxy.update({ listen: spec.listen, upstream: spec.upstream, enabled: spec.enabled })
+      }
+      const next = new Map(spec.toxics.map(t => [t.name, registry.makeFault(t)]))
+      for (const f of [...proxy.faults]) {
+        const n = next.get(f.name)
+        if (!n || n.type !== f.type || n.stream !== f.stream) proxy.removeFault(f.name)
+      }
+      for (const n of next.values()) {
+        const f = proxy.faults.find(x => x.name === n.name)
+        if (!f) proxy.addFault(n)
+        else if (f.toxicity !== n.toxicity || !same(f.attributes, n.attributes)) proxy.updateFault(n.name, n.attributes, n.toxicity)
+      }
+    })
+  }
+  if (failures.length > 0) throw Object.assign(failures[0]!.error as Error, { failures })
+}
