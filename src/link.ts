@@ -8,7 +8,6 @@ import type { Logger } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
 import type { LinkView, Sink, Stage, Stream } from './behavior.js'
-import { isPeerError } from './errors.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
 export const HIGH_WATER = 512 * 1024
@@ -354,7 +353,8 @@ export class Link {
     }
   }
 
-  /** The only way a link ends; idempotent. Sockets are destroyed, stages and timers cancelled. */
+  /** The only way a link ends; idempotent. Sockets are destroyed, stages and timers cancelled.
+   *  Logging is the observer's (src/observe-log.ts): one debug line at close, rate-limited warnings. */
   destroy(reason: string, err?: Error): void {
     if (this.closed) return
     this.client.destroy()
@@ -371,8 +371,6 @@ export class Link {
     this.#connectTimer?.cancel()
     this.owner.observer.linkClosed(this.owner.name, this, reason, err)
     this.owner.linkClosed(this)
-    if (err && !isPeerError(err)) this.log.warn({ err, link: this.id }, 'link error')
-    else this.log.debug({ link: this.id, reason, up: this.up.bytes, down: this.down.bytes }, 'link closed')
   }
 
   /** Bytes read from the client / from the upstream. */

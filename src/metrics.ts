@@ -1,0 +1,300 @@
+// Prometheus metrics, all in one place (the README's Metrics table lists each one). The data path
+// pays nothing: bytes are the plain numbers each link already keeps, per-link events bump plain
+// numbers in a per-proxy record, and prom-client only sees them at scrape time, in collect().
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
+import type { Fault } from './fault.js'
+import type { Link } from './link.js'
+import type { Observer } from './observer.js'
+import { Proxy, formatAddress } from './proxy.js'
+
+export interface MetricsOptions {
+  /** The live proxies (e.g. `() => registry.proxies.values()`), read at scrape time for live links' bytes. */
+  coquin: () => Iterable<Proxy>
+  /** Where to register; a fresh registry by default (there is no global one). */
+  register?: PromRegistry
+  /** Also export prom-client's process and Node.js metrics, prefixed `coquin_`. */
+  process?: boolean
+}
+
+export interface Metrics {
+  readonly register: PromRegistry
+  /** Wire this into the Registry (with `observers()` to fan out): it keeps the counters. */
+  readonly observer: Observer
+  /** The exposition text and its content type, for a `/metrics` handler. */
+  text(): Promise<{ contentType: string; body: string }>
+}
+
+/** Reasons a link ends, as the core names them; fault types (a fixed catalog) are also reasons. */
+const REASON = /^[a-z][a-z0-9_]{0,39}$/
+/** Distinct reasons / connect error codes kept per proxy before the rest count as `other`. */
+const MAX_LABEL_VALUES = 32
+/** Distinct toxic names kept per proxy (names are the user's; a suite that invents one per test is bounded). */
+const MAX_TOXICS = 64
+const ERRNO = /^E[A-Z]+$/
+const STREAMS = ['upstream', 'downstream', 'other'] as const
+
+const streamIndex = (s: string): 0 | 1 | 2 => (s === 'upstream' ? 0 : s === 'downstream' ? 1 : 2)
+
+type Quad = [number, number, number, number]
+
+/** The bytes of one Toxiproxy label set (proxy, listener, upstream): received up/down, sent up/down. */
+class Series {
+  /** Bytes of this series' links that have closed. */
+  readonly closed: Quad = [0, 0, 0, 0]
+  /** Scratch: closed + live, recomputed at each scrape. */
+  readonly now: Quad = [0, 0, 0, 0]
+  /** The highest value reported so far: what is exported, so a counter never goes down. */
+  readonly shown: Quad = [0, 0, 0, 0]
+  /** Open links in this series. */
+  links = 0
+  constructor(readonly listener: string, readonly upstream: string) {}
+}
+
+/** Everything counted for one proxy name: plain numbers, exported at scrape time. */
+class ProxyStats {
+  opened = 0
+  active = 0
+  readonly closedBy = new Map<string, number>()
+  readonly connectErrors = new Map<string, number>()
+  /** toxic name → type → links hit. */
+  readonly faults = new Map<string, Map<string, number>>()
+  readonly dropped: [number, number, number] = [0, 0, 0]
+  readonly corrupted: [number, number, number] = [0, 0, 0]
+  readonly series: Series[] = []
+  current: Series | undefined
+  constructor(
+    readonly name: string,
+    readonly connectSeconds: Histogram.Internal<'proxy'>,
+    readonly linkSeconds: Histogram.Internal<'proxy'>,
+  ) {}
+
+  seriesFor(listener: string, upstream: string): Series {
+    const c = this.current
+    if (c && c.listener === listener && c.upstream === upstream) return c
+    let s = this.series.find(x => x.listener === listener && x.upstream === upstream)
+    if (!s) { s = new Series(listener, upstream); this.series.push(s) }
+    this.current = s
+    return s
+  }
+}
+
+const bump = (m: Map<string, number>, key: string, by = 1): void => { m.set(key, (m.get(key) ?? 0) + by) }
+
+/** Bound a label value to a small set: known values pass, a few new ones are admitted, the rest are `other`. */
+function bounded(m: Map<string, number>, value: string, ok: boolean): string {
+  if (!ok) return 'other'
+  return m.has(value) || m.size < MAX_LABEL_VALUES ? value : 'other'
+}
+
+export function createMetrics(opts: MetricsOptions): Metrics {
+  const register = opts.register ?? new PromRegistry()
+  const registers = [register]
+  const connectHist = new Histogram({
+    name: 'coquin_upstream_connect_seconds', help: 'Time to connect to the upstream', labelNames: ['proxy'] as const, registers,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    collect() { prune() },
+  })
+  const linkHist = new Histogram({
+    name: 'coquin_link_duration_seconds', help: 'Link lifetime, accept to close', labelNames: ['proxy'] as const, registers,
+    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600],
+    collect() { prune() },
+  })
+  const stats = new Map<string, ProxyStats>()
+  /** The series each open link belongs to, fixed when it opened (a restart changes the listener). */
+  const linkSeries = new WeakMap<Link, Series>()
+
+  /**
+   * Forgets deleted proxies once their last link has closed, and an enabled proxy's old listen
+   * addresses (a restart on port 0) once theirs have. Every collect() runs it first, so one scrape is
+   * consistent whichever metric prom-client serialises first.
+   */
+  function prune(): Map<string, Proxy> {
+    const live = new Map<string, Proxy>()
+    for (const p of opts.coquin()) live.set(p.name, p)
+    for (const st of stats.values()) {
+      const p = live.get(st.name)
+      if (!p) {
+        if (st.active > 0) continue
+        stats.delete(st.name)
+        connectHist.remove(st.name)
+        linkHist.remove(st.name)
+        continue
+      }
+      if (!p.enabled) continue
+      for (let i = st.series.length - 1; i >= 0; i--) {
+        const s = st.series[i]!
+        if (s.links > 0 || (s.listener === p.address && s.upstream === p.upstream)) continue
+        st.series.splice(i, 1)
+        if (st.current === s) st.current = undefined
+      }
+    }
+    return live
+  }
+
+  /** Closed totals plus the bytes of live links, per series, never below what was shown before. */
+  function refresh(): void {
+    const live = prune()
+    for (const st of stats.values()) for (const s of st.series) for (let i = 0; i < 4; i++) s.now[i] = s.closed[i]!
+    for (const p of live.values()) {
+      for (const link of p.links) {
+        const s = linkSeries.get(link)
+        if (!s) continue // opened before this observer was wired: neither its open nor its close is counted
+        s.now[0] += link.bytesUpstream
+        s.now[1] += link.bytesDownstream
+        s.now[2] += link.upstream.bytesWritten ?? 0
+        s.now[3] += link.client.bytesWritten ?? 0
+      }
+    }
+    for (const st of stats.values()) {
+      for (const s of st.series) for (let k = 0; k < 4; k++) s.shown[k] = Math.max(s.shown[k]!, s.now[k]!)
+    }
+  }
+
+  function byteCounter(name: string, help: string, offset: 0 | 2): Counter<'direction' | 'proxy' | 'listener' | 'upstream'> {
+    return new Counter({
+      name, help, registers, labelNames: ['direction', 'proxy', 'listener', 'upstream'] as const,
+      collect() {
+        refresh()
+        this.reset()
+        for (const st of stats.values()) {
+          for (const s of st.series) {
+            const base = { proxy: st.name, listener: s.listener, upstream: s.upstream }
+            this.inc({ direction: 'upstream', ...base }, s.shown[offset]!)
+            this.inc({ direction: 'downstream', ...base }, s.shown[offset + 1]!)
+          }
+        }
+      },
+    })
+  }
+
+  byteCounter('toxiproxy_proxy_received_bytes_total', 'Bytes read from one side of a link (Toxiproxy-compatible)', 0)
+  byteCounter('toxiproxy_proxy_sent_bytes_total', 'Bytes written to the far side of a link (Toxiproxy-compatible)', 2)
+
+  new Counter({
+    name: 'coquin_forwarded_bytes_total', help: 'Bytes written to the far side, per direction',
+    labelNames: ['proxy', 'direction'] as const, registers,
+    collect() {
+      refresh()
+      this.reset()
+      for (const st of stats.values()) {
+        let up = 0, down = 0
+        for (const s of st.series) { up += s.shown[2]!; down += s.shown[3]! }
+        this.inc({ proxy: st.name, direction: 'upstream' }, up)
+        this.inc({ proxy: st.name, direction: 'downstream' }, down)
+      }
+    },
+  })
+
+  new Counter({
+    name: 'coquin_links_opened_total', help: 'Client connections accepted', labelNames: ['proxy'] as const, registers,
+    collect() { prune(); this.reset(); for (const st of stats.values()) this.inc({ proxy: st.name }, st.opened) },
+  })
+  new Counter({
+    name: 'coquin_links_closed_total', help: 'Links ended, by reason', labelNames: ['proxy', 'reason'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) for (const [reason, n] of st.closedBy) this.inc({ proxy: st.name, reason }, n)
+    },
+  })
+  new Gauge({
+    name: 'coquin_links_active', help: 'Links open now', labelNames: ['proxy'] as const, registers,
+    collect() { prune(); this.reset(); for (const st of stats.values()) this.set({ proxy: st.name }, st.active) },
+  })
+  new Counter({
+    name: 'coquin_upstream_connect_errors_total', help: 'Failed upstream connections, by errno code',
+    labelNames: ['proxy', 'code'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) for (const [code, n] of st.connectErrors) this.inc({ proxy: st.name, code }, n)
+    },
+  })
+  new Counter({
+    name: 'coquin_faults_applied_total', help: 'Links (HTTP: requests) a fault hit',
+    labelNames: ['proxy', 'toxic', 'type'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) {
+        for (const [toxic, types] of st.faults) for (const [type, n] of types) this.inc({ proxy: st.name, toxic, type }, n)
+      }
+    },
+  })
+  const perStream = (name: string, help: string, pick: (st: ProxyStats) => number[]) => new Counter({
+    name, help, labelNames: ['proxy', 'stream'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) {
+        const v = pick(st)
+        for (let i = 0; i < STREAMS.length; i++) if (i < 2 || v[i]! > 0) this.inc({ proxy: st.name, stream: STREAMS[i]! }, v[i]!)
+      }
+    },
+  })
+  perStream('coquin_bytes_dropped_total', 'Bytes a fault threw away', st => st.dropped)
+  perStream('coquin_bytes_corrupted_total', 'Bytes a fault altered', st => st.corrupted)
+
+  if (opts.process) collectDefaultMetrics({ register, prefix: 'coquin_' })
+
+  function statsOf(proxy: string): ProxyStats {
+    let st = stats.get(proxy)
+    if (!st) {
+      st = new ProxyStats(proxy, connectHist.labels(proxy), linkHist.labels(proxy))
+      stats.set(proxy, st)
+    }
+    return st
+  }
+
+  const observer: Observer = {
+    linkOpened(proxy, link) {
+      const st = statsOf(proxy)
+      st.opened++
+      st.active++
+      const o = link.owner
+      const s = o instanceof Proxy ? st.seriesFor(o.address, o.upstream) : st.seriesFor('', formatAddress(o.upstreamTarget()))
+      s.links++
+      linkSeries.set(link, s)
+    },
+    linkClosed(proxy, link, reason) {
+      const st = statsOf(proxy)
+      bump(st.closedBy, bounded(st.closedBy, reason, REASON.test(reason)))
+      st.linkSeconds.observe(Math.max(0, Date.now() - link.openedAt) / 1000)
+      const s = linkSeries.get(link)
+      if (!s) return
+      linkSeries.delete(link)
+      st.active--
+      s.links--
+      s.closed[0] += link.bytesUpstream
+      s.closed[1] += link.bytesDownstream
+      s.closed[2] += link.upstream.bytesWritten ?? 0
+      s.closed[3] += link.client.bytesWritten ?? 0
+    },
+    upstreamConnected(proxy, seconds) {
+      statsOf(proxy).connectSeconds.observe(seconds)
+    },
+    upstreamConnectError(proxy, code) {
+      const st = statsOf(proxy)
+      bump(st.connectErrors, bounded(st.connectErrors, code, ERRNO.test(code)))
+    },
+    faultApplied(proxy, fault: Fault) {
+      const st = statsOf(proxy)
+      const toxic = st.faults.has(fault.name) || st.faults.size < MAX_TOXICS ? fault.name : 'other'
+      let types = st.faults.get(toxic)
+      if (!types) { types = new Map(); st.faults.set(toxic, types) }
+      bump(types, fault.type)
+    },
+    bytesDropped(proxy, stream, bytes) {
+      statsOf(proxy).dropped[streamIndex(stream)] += bytes
+    },
+    bytesCorrupted(proxy, stream, bytes) {
+      statsOf(proxy).corrupted[streamIndex(stream)] += bytes
+    },
+  }
+
+  return {
+    register,
+    observer,
+    async text() { return { contentType: register.contentType, body: await register.metrics() } },
+  }
+}
