@@ -46,8 +46,12 @@ export interface Stage {
   end(): void
   /** Bytes held: the core pauses the source while held + the destination's buffer is over the mark. */
   readonly held: number
-  /** The fault was removed: hand on what is held now. Without it, held bytes are handed on as they are. */
-  flush?(): void
+  /**
+   * Hand on what is held now: the fault was removed, or updated (a new stage takes this one's place).
+   * A stage that holds bytes must implement it. A fault whose removal means more (Toxiproxy's `timeout`
+   * closes its links) acts on `'remove'` only.
+   */
+  flush?(why: 'remove' | 'update'): void
   /** Cancel timers and let go of held bytes; called on every path, once. */
   destroy(): void
 }
@@ -72,6 +76,12 @@ export interface Behavior<S extends TObject = TObject> {
   stage?(attributes: Readonly<Static<S>>, link: LinkView, next: Sink): Stage
   /** A fault at accept time, before the upstream connection is made. */
   connect?(attributes: Readonly<Static<S>>, random: Random): ConnectAction
+  /** HTTP mode: what to do with one matching request (null: nothing). The core matches and draws toxicity. */
+  request?(attributes: Readonly<Static<S>>, req: HttpRequest, fault: HttpFault, ctx: HttpContext): HttpAction | null
+  /** Per-fault state (token buckets…), made once when the fault is created: `fault.state`. */
+  init?(attributes: Readonly<Static<S>>): unknown
+  /** Checks beyond the schema (regexes, CIDRs): a message for InvalidAttributesError, or undefined. */
+  validate?(attributes: Readonly<Static<S>>): string | undefined
 }
 
 export function defineBehavior<S extends TObject>(b: Behavior<S>): Behavior {
@@ -86,3 +96,80 @@ export const ms = (description: string, dflt = 0) =>
 export function passStage(next: Sink): Stage {
   return { held: 0, write: c => next.write(c), end: () => next.end(), destroy() {} }
 }
+
+// HTTP mode ---------------------------------------------------------------------------------------
+
+/** One HTTP request as the HTTP behaviors see it (its head: the body is never buffered). */
+export interface HttpRequest {
+  readonly method: string
+  /** The request-target exactly as sent: `/a/b?x=1`, `http://host/a`, `host:443`, `*`. */
+  readonly target: string
+  /** The target's path, without the query; `''` for CONNECT. */
+  readonly path: string
+  /** The decoded query parameters (the first value of a repeated name). */
+  readonly query: Readonly<Record<string, string>>
+  /** `1.1` or `1.0`. */
+  readonly version: string
+  /** Lower-cased names; repeated fields joined with `, `. */
+  readonly headers: Readonly<Record<string, string>>
+  /** Names as sent and values, flat: [name, value, name, value, …] (as node's `rawHeaders`). */
+  readonly rawHeaders: readonly string[]
+  readonly client: { readonly address: string; readonly port: number }
+  /** The link's id. */
+  readonly link: number
+  /** 0-based index of this request on its link. */
+  readonly index: number
+}
+
+/** What an HTTP behavior may see of its fault: `state` is what `init` made. */
+export interface HttpFault {
+  readonly name: string
+  readonly type: string
+  state: unknown
+}
+
+/** The proxy's clock and seeded random, for time- and chance-based HTTP behaviors. */
+export interface HttpContext {
+  readonly clock: Clock
+  readonly random: Random
+}
+
+export interface HeaderEdit {
+  /** Add or replace (every field of that name goes; one `name: value` is added). */
+  readonly set?: Readonly<Record<string, string>>
+  /** Remove every field with one of these names (case-insensitive). */
+  readonly remove?: readonly string[]
+}
+
+/** What an HTTP behavior does to one request. */
+export type HttpAction =
+  /** Answer without forwarding; the request and its body are swallowed, the response is sent in pipeline order. */
+  | { readonly action: 'respond'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: string }
+  /** Hold the request before forwarding it, or the response's head, or the response's body. */
+  | { readonly action: 'delay'; readonly phase: 'request' | 'response_head' | 'response_body'; readonly ms: number }
+  /** Forward the request, then break the connection before the response, after its head, or after `bytes` of its body. */
+  | { readonly action: 'abort'; readonly phase: 'before_response' | 'after_head' | 'after_bytes'; readonly bytes: number; readonly mode: 'rst' | 'fin' }
+  /** Close the connection right after the response; `announce` adds `Connection: close` to that response first. */
+  | { readonly action: 'close_after_response'; readonly mode: 'fin' | 'rst'; readonly announce?: boolean }
+  | { readonly action: 'rewrite_headers'; readonly request?: HeaderEdit; readonly response?: HeaderEdit }
+
+/** `/regex/` or `/regex/i`, else an exact string. */
+const valuePattern = (what: string) => Type.String({ description: `${what}: an exact value, or /regex/ (/regex/i ignores case)` })
+
+/** `attributes.match` of every HTTP fault: all the conditions given must hold. */
+export const httpMatch = Type.Object({
+  method: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }))],
+    { description: 'a method or a list of methods (case-insensitive)' })),
+  path: Type.Optional(Type.String({ description: 'glob on the path (no query): `*` within one segment, `**` across segments, `?` one character' })),
+  path_prefix: Type.Optional(Type.String({ description: 'the path starts with this' })),
+  path_regex: Type.Optional(Type.String({ description: 'a JavaScript regular expression tested on the path' })),
+  headers: Type.Optional(Type.Record(Type.String(), valuePattern('header name → value'),
+    { description: 'header name (any case) → exact value, or /regex/; a missing header never matches' })),
+  query: Type.Optional(Type.Record(Type.String(), valuePattern('query name → value'),
+    { description: 'query parameter → exact (decoded) value, or /regex/' })),
+  client: Type.Optional(Type.Array(Type.String(), { description: 'client addresses or CIDRs, IPv4 or IPv6 (10.0.0.0/8, ::1/128)' })),
+}, { additionalProperties: false, default: {}, description: 'which requests the fault applies to (all given conditions must hold)' })
+
+export type HttpMatch = Static<typeof httpMatch>
+
+export { checkMatch } from './http/match.js'

@@ -38,3 +38,9 @@ const PEER_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE',
 export function isPeerError(err: unknown): boolean {
   return PEER_CODES.has((err as NodeJS.ErrnoException | undefined)?.code ?? '')
 }
+
+// Control API (src/api.ts).
+export const MethodNotAllowedError = define('COQUIN_ERR_METHOD_NOT_ALLOWED', 405, () => 'method not allowed')
+export const ApiTimeoutError = define('COQUIN_ERR_API_TIMEOUT', 503, (ms: number) => `request not handled within ${ms} ms`)
+/** Anything thrown that is not a CoquinError: a bug, answered as a 500 and logged at error. */
+export const InternalError = define('COQUIN_ERR_INTERNAL', 500, (detail: string) => detail)

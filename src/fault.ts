@@ -57,6 +57,8 @@ export class Catalog {
     if (typeof attrs !== 'object' || Array.isArray(attrs)) throw new InvalidAttributesError('attributes must be an object')
     const copy = structuredClone(attrs) as Record<string, unknown>
     if (!entry.validate(copy)) throw new InvalidAttributesError(formatAjvErrors(entry.validate.errors))
+    const problem = entry.behavior.validate?.(copy)
+    if (problem !== undefined) throw new InvalidAttributesError(problem)
     return copy
   }
 
@@ -94,6 +96,8 @@ export class Fault {
   /** Links (HTTP: requests) this fault was drawn for, and how many it hit: for after/count. */
   seen = 0
   hits = 0
+  /** Per-fault state of HTTP behaviors (token buckets…), from `behavior.init`; shared by all links. */
+  state: unknown
   constructor(
     readonly name: string,
     readonly type: string,
@@ -101,7 +105,9 @@ export class Fault {
     public toxicity: number,
     public attributes: Readonly<Record<string, unknown>>,
     readonly behavior: Behavior,
-  ) {}
+  ) {
+    this.state = behavior.init?.(attributes)
+  }
 
   /** Whether this fault hits one more link: after/count, then one toxicity draw. 0 never hits. */
   decide(random: Random): boolean {

@@ -98,7 +98,8 @@ class Direction {
   remove(node: Node): void {
     const i = this.nodes.indexOf(node)
     if (i < 0) return
-    node.stage.flush?.()
+    node.stage.flush?.('remove')
+    if (this.link.closed || !this.nodes.includes(node)) return   // the flush ended the link: stages are gone
     if (node.gotEnd) node.out.end()
     const prev = this.nodes[i - 1]
     if (prev) prev.target = node.target
@@ -111,8 +112,9 @@ class Direction {
   /** Put a new stage where an old one was (an update): the old one hands on what it holds first. */
   replace(old: Node, node: Node): void {
     const i = this.nodes.indexOf(old)
-    if (i < 0) return
-    old.stage.flush?.()
+    if (i < 0 || this.link.closed) { node.stage.destroy(); return }
+    old.stage.flush?.('update')
+    if (this.link.closed || !this.nodes.includes(old)) { node.stage.destroy(); return }
     node.target = old.target
     node.gotEnd = old.gotEnd
     node.passedEnd = old.passedEnd
@@ -142,7 +144,7 @@ export class Link {
   readonly log: Logger
   readonly clock: Clock
   lastActive: number
-  state: 'connecting' | 'hanging' | 'open' | 'closed' = 'connecting'
+  state: 'connecting' | 'hanging' | 'open' | 'silenced' | 'closed' = 'connecting'
   reason: string | undefined
   /** Which side sent the first FIN: names the reason of a clean close. */
   #firstEnd: 'client_close' | 'upstream_close' | undefined
@@ -197,7 +199,7 @@ export class Link {
 
   /** Draw a fault for this link and, if it hits, put its stages on the chain. */
   apply(fault: Fault): void {
-    if (this.closed || this.applied.has(fault) || !fault.behavior.stage) return
+    if (this.closed || this.state === 'silenced' || this.applied.has(fault) || !fault.behavior.stage) return
     if (!fault.decide(this.owner.random)) return
     const nodes: Node[] = []
     for (const dir of [this.up, this.down]) {
@@ -213,14 +215,16 @@ export class Link {
   /** The fault's attributes changed: rebuild its stages in place. */
   update(fault: Fault): void {
     const nodes = this.applied.get(fault)
-    if (!nodes || this.closed) return
-    const fresh = nodes.map(old => {
+    if (!nodes || this.closed || this.state === 'silenced') return
+    const fresh: Node[] = []
+    for (const old of nodes) {
+      if (this.closed) return
       const dir = this.#directionOf(old)
       const node = this.#node(fault, dir)
       dir.replace(old, node)
-      return node
-    })
-    this.applied.set(fault, fresh)
+      fresh.push(node)
+    }
+    if (!this.closed) this.applied.set(fault, fresh)
   }
 
   /** The fault was removed: its stages hand on what they hold and leave the chain. */
@@ -229,7 +233,8 @@ export class Link {
     if (!nodes) return
     this.applied.delete(fault)
     if (this.state === 'hanging') { this.close(fault.type); return }
-    for (const n of nodes) this.#directionOf(n).remove(n)
+    if (this.state === 'silenced') return
+    for (const n of nodes) if (!this.closed) this.#directionOf(n).remove(n)
   }
 
   #directionOf(node: Node): Direction { return this.up.nodes.includes(node) ? this.up : this.down }
@@ -341,7 +346,9 @@ export class Link {
 
   /** Forward nothing more either way and tell neither side; the link ends when either side leaves. */
   silence(reason: string): void {
-    if (this.closed) return
+    if (this.closed || this.state === 'silenced') return
+    this.state = 'silenced'
+    this.reason = reason
     this.up.destroyStages()
     this.down.destroyStages()
     for (const s of [this.client, this.upstream]) {

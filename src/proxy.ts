@@ -57,6 +57,8 @@ export class Proxy implements LinkOwner {
   readonly observer: Observer
   #server: net.Server | null = null
   #bound: string | null = null
+  /** The address bound last: a proxy on port 0 comes back on the same port when re-enabled, as in Toxiproxy. */
+  #lastBound: string | null = null
   #upstreamTarget: HostPort
   #warn: ThrottledLog
 
@@ -76,15 +78,16 @@ export class Proxy implements LinkOwner {
   }
 
   /** The address actually bound (port 0 → the real port), or the requested one while disabled. */
-  get address(): string { return this.#bound ?? this.listen }
+  get address(): string { return this.#bound ?? this.#lastBound ?? this.listen }
   get port(): number { return parseAddress('listen', this.address).port }
   get connections(): number { return this.links.size }
+  get listening(): boolean { return this.#server !== null }
 
   upstreamTarget(): HostPort { return this.#upstreamTarget }
 
   async start(): Promise<void> {
     if (!this.enabled || this.#server) return
-    const { host, port } = parseAddress('listen', this.listen)
+    const { host, port } = parseAddress('listen', port0(this.listen) && this.#lastBound ? this.#lastBound : this.listen)
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, c => this.#accept(c))
     server.on('error', err => this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed'))
     try {
@@ -104,6 +107,7 @@ export class Proxy implements LinkOwner {
     const a = server.address() as net.AddressInfo
     this.#server = server
     this.#bound = formatAddress({ host: a.address, port: a.port })
+    this.#lastBound = this.#bound
     this.log.info({ listen: this.#bound, upstream: this.upstream }, 'proxy listening')
   }
 
@@ -129,10 +133,11 @@ export class Proxy implements LinkOwner {
     }
   }
 
+  /** Enabled means listening: a failed start leaves the proxy disabled, never enabled and deaf. */
   async setEnabled(enabled: boolean): Promise<void> {
-    this.enabled = enabled
-    if (enabled) await this.start()
-    else await this.stop()
+    if (!enabled) { this.enabled = false; await this.stop(); return }
+    this.enabled = true
+    try { await this.start() } catch (err) { this.enabled = false; throw err }
   }
 
   /** Change listen/upstream (a restart that drops links, as Toxiproxy) and enabled. */
@@ -145,6 +150,7 @@ export class Proxy implements LinkOwner {
     const restart = listen !== this.listen && listen !== this.#bound || upstream !== this.upstream
     if (restart) {
       await this.stop('proxy_restarted')
+      if (listen !== this.listen) this.#lastBound = null
       this.listen = listen
       this.upstream = upstream
       this.#upstreamTarget = target
@@ -206,6 +212,8 @@ export class Proxy implements LinkOwner {
     }
   }
 }
+
+const port0 = (listen: string) => parseAddress('listen', listen).port === 0
 
 function parseUpstream(value: string): HostPort {
   if (typeof value === 'string' && /^[a-z]+:\/\//i.test(value)) {

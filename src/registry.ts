@@ -142,7 +142,7 @@ export class Registry {
     }
     const merged = { ...f.attributes, ...(patch.attributes as object | undefined) }
     const attrs = Object.freeze(this.catalog.attributes(f.type, merged))
-    const toxicity = patch.toxicity === undefined ? f.toxicity : parseToxicity(patch.toxicity)
+    const toxicity = patch.toxicity === undefined || patch.toxicity === null ? f.toxicity : parseToxicity(patch.toxicity)
     return p.updateFault(name, attrs, toxicity)
   }
 

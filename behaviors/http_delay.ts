@@ -1,0 +1,31 @@
+import { checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/behavior.js'
+
+export default defineBehavior({
+  type: 'http_delay',
+  summary: 'Delay matching requests before forwarding them, or their response\'s head, or its body.',
+  notes: 'HTTP proxies only. `request`: the request (and what the client sends after it) waits before going upstream. ' +
+    '`response_head`: the response waits from the moment its head arrives. `response_body`: the head goes at once and ' +
+    'the body waits. Bytes are never reordered: what comes after a delayed message waits behind it. jitter is the ' +
+    'half-width of a uniform spread, or the standard deviation of a normal one; a delay is never below 0. On a request ' +
+    'answered by coquin (http_status…) every phase delays the answer. `stream` is ignored.',
+  protocols: ['http'],
+  attributes: Type.Object({
+    match: httpMatch,
+    delay: ms('delay added'),
+    jitter: ms('spread around delay'),
+    distribution: Type.Union([Type.Literal('uniform'), Type.Literal('normal')], { default: 'uniform', description: 'shape of the jitter' }),
+    phase: Type.Union([Type.Literal('request'), Type.Literal('response_head'), Type.Literal('response_body')],
+      { default: 'request', description: 'what waits: the request, the response\'s head, or the response\'s body' }),
+  }),
+  validate: a => checkMatch(a.match),
+  request(a, _req, _fault, { random }) {
+    let d = a.delay
+    if (a.jitter > 0) {
+      const spread = a.distribution === 'normal'
+        ? Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+        : random() * 2 - 1
+      d = Math.max(0, Math.round(d + spread * a.jitter))
+    }
+    return { action: 'delay', phase: a.phase, ms: d }
+  },
+})

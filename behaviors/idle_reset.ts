@@ -1,0 +1,38 @@
+import { defineBehavior, ms, Type, type Timer } from '../src/behavior.js'
+
+export default defineBehavior({
+  type: 'idle_reset',
+  summary: 'End a link after idle ms with no byte in either direction, as a NAT or load balancer forgets a flow.',
+  notes: 'Data passes untouched. The idle clock starts at the last byte read from either side, or when the fault ' +
+    'was added if that is later. `rst` resets both sides, `fin` closes both sides cleanly, `silent` forwards nothing ' +
+    'more and tells neither side: a pooled client connection that looks alive but whose next request is never ' +
+    'answered. With stream `both` either direction\'s stage may act first; the result is the same. On removal the ' +
+    'timer is cancelled and nothing else changes (a link already silenced stays silenced).',
+  attributes: Type.Object({
+    idle: ms('time with no traffic in either direction before acting', 60_000),
+    mode: Type.Union([Type.Literal('rst'), Type.Literal('fin'), Type.Literal('silent')], {
+      default: 'rst',
+      description: 'rst: reset both sides; fin: close both sides; silent: forward nothing more and tell neither side',
+    }),
+  }),
+  stage({ idle, mode }, link, next) {
+    const started = link.clock.now()
+    let timer: Timer | undefined
+    // One timer per stage, re-armed lazily: traffic only moves lastActivity(), never the timer.
+    const check = () => {
+      timer = undefined
+      const remaining = Math.max(link.lastActivity(), started) + idle - link.clock.now()
+      if (remaining > 0) { timer = link.clock.setTimeout(check, remaining); return }
+      if (mode === 'fin') link.close()
+      else if (mode === 'silent') link.silence()
+      else link.reset()
+    }
+    timer = link.clock.setTimeout(check, idle)
+    return {
+      held: 0,
+      write: chunk => next.write(chunk),
+      end: () => next.end(),
+      destroy() { timer?.cancel(); timer = undefined },
+    }
+  },
+})

@@ -1,0 +1,12 @@
+import { defineBehavior, ms, Type } from '../src/behavior.js'
+
+export default defineBehavior({
+  type: 'slow_open',
+  summary: 'Delay the upstream connection of each new link by delay ms, and so its first bytes both ways.',
+  notes: 'The client is accepted at once; what it sends waits (unread) until the upstream connection is made. ' +
+    'Links already open are not touched, and removal affects only new connections.',
+  attributes: Type.Object({
+    delay: ms('delay before connecting upstream', 1000),
+  }),
+  connect: ({ delay }) => ({ action: 'delay', ms: delay }),
+})

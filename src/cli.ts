@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// The `coquin` command: `serve` and the one-shot `proxy` start a server; the other subcommands drive
+// a running one through its control API. The only file that reads argv/env or calls process.exit.
+import { Command, Option } from 'commander'
+import { createLogger } from './log.js'
+import type { StartOptions } from './server.js'
+import { registerClientCommands } from './cli-client.js'
+import { parseFaultFlag } from './fault-flag.js'
+import { version } from './version.js'
+
+function fail(err: unknown): never {
+  const e = err as Error & { code?: string }
+  process.stderr.write(`coquin: ${e.message ?? String(err)}\n`)
+  process.exit(1)
+}
+
+const int = (what: string) => (v: string) => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${what} must be a non-negative integer: ${v}`)
+  return n
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--host <host>', 'control API address', '127.0.0.1')
+    .option('--port <port>', 'control API port', int('--port'), 8474)
+    .option('--seed <n>', 'seed for every random draw (toxicity, jitter…): a run can be replayed', int('--seed'))
+    .option('--token <token>', 'require `Authorization: Bearer <token>` on the control API (env COQUIN_TOKEN)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
+    .addOption(new Option('--log-format <format>', 'json, or pretty for people').choices(['json', 'pretty']).default(process.stderr.isTTY ? 'pretty' : 'json'))
+}
+
+async function run(opts: StartOptions & { host: string; logLevel: string; logFormat: 'json' | 'pretty' }): Promise<void> {
+  const log = createLogger({ level: opts.logLevel, format: opts.logFormat })
+  const token = opts.token ?? process.env.COQUIN_TOKEN
+  const loopback = /^(127\.|::1$|localhost$)/.test(opts.host)
+  if (!loopback && !token) log.warn({ host: opts.host }, 'control API bound to a non-loopback address without --token: anyone who can reach it can change faults')
+  let server
+  try {
+    // Loaded here, not at the top: client subcommands stay quick to start.
+    const { startCoquin } = await import('./server.js')
+    server = await startCoquin({ ...opts, log, ...(token ? { token } : {}) })
+  } catch (err) {
+    fail(err)
+  }
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1)
+    stopping = true
+    log.info({ signal }, 'stopping')
+    server.close().then(() => { log.flush(); process.exit(0) }, err => fail(err))
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.stdout.write(`coquin ${version}: control API on ${server.url}, ${server.registry.proxies.size} proxies\n`)
+  for (const p of server.registry.proxies.values()) {
+    process.stdout.write(`  ${p.name}: ${p.address} -> ${p.upstream}${p.faults.length ? `  [${p.faults.map(f => f.name).join(', ')}]` : ''}\n`)
+  }
+}
+
+const program = new Command('coquin')
+  .description('A chaos and fault-injection proxy for TCP and HTTP, speaking Toxiproxy\'s API')
+  .version(version)
+  .showHelpAfterError()
+  .enablePositionalOptions(false)
+
+serverOptions(program.command('serve')
+  .description('start the server: every proxy in the config and the control API')
+  .option('-c, --config <file>', 'config file (YAML, or Toxiproxy\'s JSON array)')
+  .option('--watch', 're-read the config file on change and apply the difference'))
+  .action(o => run(o))
+
+serverOptions(program.command('proxy')
+  .description('one-shot: start a server with one proxy and its faults, no config file')
+  .requiredOption('-l, --listen <addr>', 'address to listen on, e.g. 127.0.0.1:8000')
+  .requiredOption('-u, --upstream <addr>', 'where to forward, e.g. 127.0.0.1:80')
+  .option('-n, --name <name>', 'proxy name', 'proxy')
+  .option('-f, --fault <spec>', 'a fault: [N%:]TYPE[:key=value,...], e.g. latency:latency=100 or 20%:reset_peer (repeatable)',
+    (v: string, acc: string[]) => [...acc, v], [] as string[]))
+  .action((o: { listen: string; upstream: string; name: string; fault: string[] } & Parameters<typeof run>[0]) => {
+    let toxics
+    try { toxics = o.fault.map(parseFaultFlag) } catch (err) { fail(err) }
+    return run({ ...o, proxies: [{ name: o.name, listen: o.listen, upstream: o.upstream, toxics }] })
+  })
+
+registerClientCommands(program)
+
+program.parseAsync().catch(fail)

@@ -1,0 +1,460 @@
+// HTTP mode: two stages at the head of a link's chains, one per direction, sharing one state. The
+// upstream stage frames requests and decides the HTTP faults for each; the downstream stage frames
+// responses, pairs them FIFO with the requests, and sends coquin's own responses in their turn.
+// With no HTTP fault firing, every byte passes untouched, in slices of the chunks that came in.
+import type { HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../behavior.js'
+import type { Clock, Timer } from '../clock.js'
+import type { Fault } from '../fault.js'
+import type { Logger } from '../log.js'
+import type { Random } from '../random.js'
+import { Framer, type FrameHandler, type Head, type RequestHead, type ResponseHead } from './framer.js'
+import { matcherOf } from './match.js'
+import { buildResponse, mergeEdits, rewriteHead, type SyntheticResponse } from './message.js'
+import { Out, type Emit, type Gate } from './out.js'
+
+/** What the HTTP stages may see and do of their link. */
+export interface HttpLinkView {
+  readonly id: number
+  readonly client: { readonly address: string; readonly port: number }
+  readonly log: Logger
+  readonly clock: Clock
+  readonly random: Random
+  /** RST both sides now. */
+  reset(reason: string): void
+  /** FIN both sides once what was written is flushed; what comes in after is discarded. */
+  close(reason: string): void
+  /** Count a hit of this fault (coquin_faults_applied_total, the journal). */
+  applied(fault: Fault): void
+  /** The link can no longer be framed and is plain TCP from now on: count it, log it once. */
+  fallback(reason: string): void
+  /** Optional, for the journal and metrics: one call per request whose response was sent (not per chunk). */
+  exchanged?(e: HttpExchangeEvent): void
+}
+
+/** One request and its response, once the response was sent (or cut). */
+export interface HttpExchangeEvent {
+  readonly index: number
+  readonly method: string
+  readonly target: string
+  /** The final status; 0 if the response was cut before its head. */
+  readonly status: number
+  /** `coquin`: answered by a fault without reaching the upstream. */
+  readonly by: 'upstream' | 'coquin'
+  /** What the faults did to it (action names), empty if nothing. */
+  readonly faults: readonly string[]
+}
+
+export interface HttpStageOptions {
+  /** Honour x-coquin-fault-status / -delay / -abort request headers (the proxy's `header_faults`). */
+  headerFaults?: boolean
+}
+
+/** The request headers of caller-chosen faults (Envoy style). */
+export const HEADER_FAULT_PREFIX = 'x-coquin-fault-'
+
+interface Plan {
+  /** The types of the faults that hit, in order. */
+  types: string[]
+  respond: { status: number; headers: Readonly<Record<string, string>>; body: string; fault: string; name: string } | null
+  delayRequest: number
+  delayHead: number
+  delayBody: number
+  abort: { phase: 'before_response' | 'after_head' | 'after_bytes'; bytes: number; mode: 'rst' | 'fin'; fault: string } | null
+  close: { mode: 'fin' | 'rst'; announce: boolean; fault: string } | null
+  request: HeaderEdit | undefined
+  response: HeaderEdit | undefined
+}
+
+interface Exchange {
+  readonly head: RequestHead
+  readonly index: number
+  readonly plan: Plan | null
+  /** coquin answers it: the request is not forwarded. */
+  readonly synthetic: SyntheticResponse | null
+  /** The connection closes after coquin's answer (the client asked, or an early answer to Expect). */
+  readonly closeAfter: boolean
+  /** The answer may be sent (the request was read, and its delay is over). */
+  ready: boolean
+  /** The answer's place in the response stream, once its turn came before it was ready. */
+  gate: Gate | null
+  /** An upgrade request whose response was not a switch: what follows it is HTTP. */
+  declined: boolean
+}
+
+const newPlan = (): Plan => ({
+  types: [],
+  respond: null, delayRequest: 0, delayHead: 0, delayBody: 0, abort: null, close: null, request: undefined, response: undefined,
+})
+
+function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void {
+  if (!plan.types.includes(fault)) plan.types.push(fault)
+  switch (a.action) {
+    case 'respond':
+      plan.respond ??= { status: a.status, headers: a.headers ?? {}, body: a.body ?? '', fault, name }
+      break
+    case 'delay':
+      if (a.phase === 'request') plan.delayRequest += a.ms
+      else if (a.phase === 'response_head') plan.delayHead += a.ms
+      else plan.delayBody += a.ms
+      break
+    case 'abort': plan.abort ??= { phase: a.phase, bytes: a.bytes, mode: a.mode, fault }; break
+    case 'close_after_response': plan.close ??= { mode: a.mode, announce: a.announce ?? false, fault }; break
+    case 'rewrite_headers':
+      plan.request = mergeEdits(plan.request, a.request)
+      plan.response = mergeEdits(plan.response, a.response)
+      break
+  }
+}
+
+/** The path and decoded query of a request-target (origin, absolute, authority or asterisk form). */
+export function splitTarget(method: string, target: string): { path: string; query: Record<string, string> } {
+  let rest = target
+  if (method === 'CONNECT') return { path: '', query: {} }
+  if (!rest.startsWith('/')) {
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(rest)
+    if (!scheme) return { path: rest, query: {} }
+    rest = rest.slice(scheme[0].length)
+    if (!rest.startsWith('/')) rest = '/' + rest
+  }
+  const hash = rest.indexOf('#')
+  if (hash >= 0) rest = rest.slice(0, hash)
+  const q = rest.indexOf('?')
+  if (q < 0) return { path: rest, query: {} }
+  const query: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) if (!(k in query)) query[k] = v
+  return { path: rest.slice(0, q), query }
+}
+
+function toRequest(h: RequestHead, link: HttpLinkView, index: number): HttpRequest {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>
+  const rawHeaders: string[] = []
+  for (const f of h.fields) {
+    if (f.lower === '') continue
+    const prev = headers[f.lower]
+    headers[f.lower] = prev === undefined ? f.value : `${prev}, ${f.value}`
+    rawHeaders.push(f.name, f.value)
+  }
+  const { path, query } = splitTarget(h.method, h.target)
+  return { method: h.method, target: h.target, path, query, version: h.version, headers, rawHeaders, client: link.client, link: link.id, index }
+}
+
+class HttpLayer {
+  readonly up: Framer
+  readonly down: Framer
+  readonly upOut: Out
+  readonly downOut: Out
+  /** Requests whose response has not been sent, in order. */
+  exchanges: Exchange[] = []
+  dead = false
+  #upRaw = false
+  #count = 0
+  #current: Exchange | null = null
+  #depth = 0
+  #timers = new Set<Timer>()
+  readonly #ctx: HttpContext
+  // The response being passed on.
+  #resp: Exchange | null = null
+  #interim = false
+  #status = 0
+  #budget = -1
+
+  constructor(readonly link: HttpLinkView, readonly faults: () => readonly Fault[], next: { upstream: Sink; downstream: Sink }, readonly opts: HttpStageOptions) {
+    this.upOut = new Out(next.upstream, link.clock)
+    this.downOut = new Out(next.downstream, link.clock)
+    this.#ctx = { clock: link.clock, random: link.random }
+    this.up = new Framer('request', this.#requests)
+    this.down = new Framer('response', this.#responses)
+  }
+
+  /** Every entry point: merged writes are handed on when the outermost call returns; a bug resets the link. */
+  run(fn: () => void): void {
+    if (this.dead) return
+    this.#depth++
+    try {
+      fn()
+    } catch (err) {
+      this.link.log.error({ err, link: this.link.id }, 'http layer failed')
+      this.destroy()
+      this.link.reset('http_error')
+      return
+    } finally {
+      this.#depth--
+    }
+    if (this.#depth === 0) { this.upOut.flush(); this.downOut.flush() }
+  }
+
+  // Requests (client → server) ----------------------------------------------------------------
+
+  readonly #requests: FrameHandler = {
+    head: (h, raw) => {
+      const req = h as RequestHead
+      const index = this.#count++
+      const plan = this.#decide(req, index)
+      if (plan?.respond) {
+        const r = plan.respond
+        const closeAfter = !req.keepAlive || req.expectContinue || (plan.close?.announce ?? false)
+        const synthetic = buildResponse({
+          status: r.status, headers: { ...r.headers, 'X-Coquin-Fault': r.name }, body: r.body, method: req.method,
+          close: closeAfter, keepAlive10: req.version === '1.0' && req.keepAlive, edit: plan.response,
+        })
+        const ex: Exchange = { head: req, index, plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
+        this.exchanges.push(ex)
+        this.#current = ex
+        if (req.expectContinue) this.#ready(ex)             // the client may wait for us before its body
+        this.#pump()
+        return
+      }
+      const ex: Exchange = { head: req, index, plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
+      this.exchanges.push(ex)
+      this.#current = ex
+      if (plan === null) { this.upOut.write(raw); return }
+      if (plan.delayRequest > 0) this.upOut.delay(plan.delayRequest)
+      this.upOut.write(plan.request ? rewriteHead(req, plan.request) : raw)
+    },
+    body: b => { if (this.#current?.synthetic == null) this.upOut.write(b) },
+    end: () => {
+      const ex = this.#current
+      this.#current = null
+      if (ex?.synthetic && !ex.ready) this.#ready(ex)
+      // coquin never switches protocols, and a declined upgrade leaves HTTP going on
+      if (ex?.head.upgrade && (ex.synthetic || ex.declined)) this.up.proceed()
+    },
+    raw: b => this.upOut.write(b),
+    error: reason => {
+      this.link.fallback(`request: ${reason}`)
+      this.#upRaw = true
+      if (this.#current?.synthetic && !this.#current.ready) this.#ready(this.#current)
+      this.#current = null
+      this.#pump()
+    },
+  }
+
+  /** Match, ask and draw every HTTP fault for one request (and read caller-chosen faults). */
+  #decide(h: RequestHead, index: number): Plan | null {
+    let plan: Plan | null = null
+    let req: HttpRequest | undefined
+    for (const f of this.faults()) {
+      const b = f.behavior
+      if (!b.request) continue
+      req ??= toRequest(h, this.link, index)
+      if (!matcherOf(f.attributes)(req)) continue
+      let a: HttpAction | null
+      try {
+        a = b.request(f.attributes as never, req, f, this.#ctx)
+      } catch (err) {
+        this.link.log.warn({ err, toxic: f.name, link: this.link.id }, 'http behavior failed')
+        continue
+      }
+      if (!a || !f.decide(this.link.random)) continue
+      this.link.applied(f)
+      addAction(plan ??= newPlan(), a, f.type, f.name)
+    }
+    if (this.opts.headerFaults) plan = this.#headerFaults(h, plan)
+    return plan
+  }
+
+  #headerFaults(h: RequestHead, plan: Plan | null): Plan | null {
+    const strip: string[] = []
+    for (const f of h.fields) {
+      if (!f.lower.startsWith(HEADER_FAULT_PREFIX)) continue
+      strip.push(f.lower)
+      const v = f.value.trim().toLowerCase()
+      const add = (a: HttpAction) => addAction(plan ??= newPlan(), a, 'header_fault')
+      switch (f.lower.slice(HEADER_FAULT_PREFIX.length)) {
+        case 'status': {
+          const status = Number(v)
+          if (/^\d{3}$/.test(v) && status >= 200 && status <= 599) add({ action: 'respond', status, body: '' })
+          break
+        }
+        case 'delay':
+          if (/^\d{1,9}$/.test(v)) add({ action: 'delay', phase: 'request', ms: Math.min(Number(v), 600_000) })
+          break
+        case 'abort':
+          if (v === 'rst' || v === 'fin') add({ action: 'abort', phase: 'before_response', bytes: 0, mode: v })
+          break
+      }
+    }
+    if (strip.length > 0) addAction(plan ??= newPlan(), { action: 'rewrite_headers', request: { remove: strip } }, 'header_fault')
+    return plan
+  }
+
+  /** coquin's answer may be sent once the request is read (and after its request-phase delay). */
+  #ready(ex: Exchange): void {
+    const fire = () => {
+      ex.ready = true
+      if (ex.gate) this.downOut.release(ex.gate, e => this.#emitSynthetic(ex, e))
+    }
+    const ms = ex.plan?.delayRequest ?? 0
+    if (ms <= 0) { fire(); return }
+    const timer = this.link.clock.setTimeout(() => { this.#timers.delete(timer); this.run(fire) }, ms)
+    this.#timers.add(timer)
+  }
+
+  /** Sends coquin's answers whose turn has come: the responses before them were passed on. */
+  #pump(): void {
+    while (!this.dead && this.down.idle && this.exchanges[0]?.synthetic) {
+      const ex = this.exchanges.shift()!
+      if (ex.ready) this.#emitSynthetic(ex, this.downOut)
+      else ex.gate = this.downOut.gate()
+    }
+    if (this.#upRaw && this.exchanges.length === 0) this.down.tunnel()
+  }
+
+  #emitSynthetic(ex: Exchange, e: Emit): void {
+    const plan = ex.plan!
+    const s = ex.synthetic!
+    this.#report(ex, plan.abort?.phase === 'before_response' ? 0 : plan.respond!.status, 'coquin')
+    const abort = plan.abort
+    if (plan.delayHead > 0) e.delay(plan.delayHead)
+    if (abort?.phase === 'before_response') { e.act(this.#breaker(abort.mode, abort.fault)); return }
+    e.write(s.head)
+    if (abort?.phase === 'after_head') { e.act(this.#breaker(abort.mode, abort.fault)); return }
+    if (plan.delayBody > 0) e.delay(plan.delayBody)
+    if (abort?.phase === 'after_bytes') {
+      e.write(s.body.subarray(0, abort.bytes))
+      e.act(this.#breaker(abort.mode, abort.fault))
+      return
+    }
+    e.write(s.body)
+    if (plan.close) e.act(this.#breaker(plan.close.mode, plan.close.fault))
+    else if (ex.closeAfter) e.act(this.#breaker('fin', plan.respond!.fault))
+  }
+
+  #breaker(mode: 'rst' | 'fin', reason: string): () => void {
+    return () => {
+      this.destroy()
+      if (mode === 'rst') this.link.reset(reason)
+      else this.link.close(reason)
+    }
+  }
+
+  // Responses (server → client) -----------------------------------------------------------------
+
+  readonly #responses: FrameHandler = {
+    requestMethod: () => this.exchanges[0]?.head.method,
+    head: (h, raw) => {
+      const res = h as ResponseHead
+      const ex = this.exchanges[0]
+      this.#interim = res.status < 200 && res.status !== 101
+      if (this.#interim) { this.downOut.write(raw); return }
+      this.#resp = ex ?? null
+      this.#status = res.status
+      this.#budget = -1
+      const plan = ex?.plan
+      if (plan) {
+        const abort = plan.abort
+        if (plan.delayHead > 0) this.downOut.delay(plan.delayHead)
+        if (abort?.phase === 'before_response') { this.#report(ex, 0, 'upstream'); return this.#abortResponse(abort.mode, abort.fault) }
+        let edit = plan.response
+        if (plan.close?.announce) edit = mergeEdits(edit, { set: { Connection: 'close' } })
+        this.downOut.write(edit ? rewriteHead(res, edit) : raw)
+        if (abort?.phase === 'after_head' || (abort?.phase === 'after_bytes' && abort.bytes === 0)) {
+          this.#report(ex, res.status, 'upstream')
+          return this.#abortResponse(abort.mode, abort.fault)
+        }
+        if (plan.delayBody > 0) this.downOut.delay(plan.delayBody)
+        if (abort?.phase === 'after_bytes') this.#budget = abort.bytes
+      } else this.downOut.write(raw)
+      if (res.status === 101 || (ex?.head.method === 'CONNECT' && res.status >= 200 && res.status < 300)) this.up.tunnel()
+      else if (ex?.head.upgrade) { ex.declined = true; this.up.proceed() }
+    },
+    body: b => {
+      if (this.#budget < 0) { this.downOut.write(b); return }
+      if (b.length < this.#budget) { this.#budget -= b.length; this.downOut.write(b); return }
+      this.downOut.write(b.subarray(0, this.#budget))
+      const ex = this.#resp!
+      const abort = ex.plan!.abort!
+      this.#report(ex, this.#status, 'upstream')
+      this.#abortResponse(abort.mode, abort.fault)
+    },
+    end: () => {
+      if (this.#interim) { this.#interim = false; return }
+      const ex = this.#resp
+      this.#resp = null
+      if (ex && this.exchanges[0] === ex) this.exchanges.shift()
+      if (ex) this.#report(ex, this.#status, 'upstream')
+      const plan = ex?.plan
+      if (plan?.abort?.phase === 'after_bytes') return this.#abortResponse(plan.abort.mode, plan.abort.fault)  // a shorter body
+      if (plan?.close) this.downOut.act(this.#breaker(plan.close.mode, plan.close.fault))
+      this.#pump()
+    },
+    raw: b => this.downOut.write(b),
+    error: reason => {
+      // Responses can no longer be paired: both ways are plain TCP; answers not yet sent are dropped.
+      this.link.fallback(`response: ${reason}`)
+      this.exchanges = []
+      this.#resp = null
+      this.#budget = -1
+      this.up.tunnel()
+    },
+  }
+
+  #report(ex: Exchange, status: number, by: 'upstream' | 'coquin'): void {
+    this.link.exchanged?.({ index: ex.index, method: ex.head.method, target: ex.head.target, status, by, faults: ex.plan?.types ?? [] })
+  }
+
+  /** Break the link at this point of the response stream; nothing more of it is passed on. */
+  #abortResponse(mode: 'rst' | 'fin', reason: string): void {
+    this.#budget = -1
+    this.down.stop()
+    this.downOut.act(this.#breaker(mode, reason))
+  }
+
+  // Ends --------------------------------------------------------------------------------------
+
+  upEnd(): void {
+    const ex = this.#current
+    this.up.end()
+    if (ex?.synthetic && !ex.ready) this.#ready(ex)          // a truncated body: answer anyway
+    this.#current = null
+    this.upOut.end()
+  }
+
+  downEnd(): void {
+    this.down.end()                                           // a read-until-close response ends here
+    this.exchanges = []                                       // no response will come for the rest
+    this.downOut.end()
+  }
+
+  destroy(): void {
+    if (this.dead) return
+    this.dead = true
+    this.up.stop()
+    this.down.stop()
+    this.upOut.destroy()
+    this.downOut.destroy()
+    for (const t of this.#timers) t.cancel()
+    this.#timers.clear()
+    this.exchanges = []
+  }
+}
+
+/**
+ * The two HTTP stages of a link: `upstream` goes first on the client → server chain, `downstream`
+ * first on the server → client chain. They stay for the link's life (HTTP faults are read from
+ * `faults()` per request, so adding or removing one needs no change to the chains).
+ */
+export function createHttpStages(
+  link: HttpLinkView,
+  faults: () => readonly Fault[],
+  next: { upstream: Sink; downstream: Sink },
+  opts: HttpStageOptions = {},
+): { upstream: Stage; downstream: Stage } {
+  const layer = new HttpLayer(link, faults, next, opts)
+  return {
+    upstream: {
+      get held() { return layer.upOut.held + layer.up.buffered },
+      write: chunk => layer.run(() => layer.up.write(chunk)),
+      end: () => layer.run(() => layer.upEnd()),
+      destroy: () => layer.destroy(),
+    },
+    downstream: {
+      get held() { return layer.downOut.held + layer.down.buffered },
+      write: chunk => layer.run(() => layer.down.write(chunk)),
+      end: () => layer.run(() => layer.downEnd()),
+      destroy: () => layer.destroy(),
+    },
+  }
+}
+
+export type { Head }

@@ -1,0 +1,103 @@
+// A whole coquin: the proxy registry, the control API, metrics, logs, an optional config (watched
+// and re-applied live) and the demo upstreams. `coquin serve` and embedded test suites start this.
+import { watch, type FSWatcher } from 'node:fs'
+import type { Behavior } from './behavior.js'
+import type { Clock } from './clock.js'
+import { builtins } from '../behaviors/index.js'
+import { startApi } from './api.js'
+import { applyConfig, loadConfig, type Config } from './config.js'
+import { startDemo, type Demo } from './demo.js'
+import { silentLogger, throttledLog, type Logger } from './log.js'
+import { createMetrics } from './metrics.js'
+import { loggingObserver } from './observe-log.js'
+import { observers } from './observer.js'
+import { Registry, type ProxySpec } from './registry.js'
+import { version } from './version.js'
+
+export interface StartOptions {
+  /** Control API address; port 0 picks a free one. Defaults: 127.0.0.1:8474. */
+  host?: string
+  port?: number
+  seed?: number
+  token?: string
+  log?: Logger
+  /** A config file to load at start (YAML, or Toxiproxy's JSON array). */
+  config?: string
+  /** Re-read the config file when it changes and apply the difference. */
+  watch?: boolean
+  /** Proxies to create at start, as in a config (used by `coquin proxy`). */
+  proxies?: ProxySpec[]
+  behaviors?: readonly Behavior[]
+  /** The data path's clock (tests pass a manual one to step time). */
+  clock?: Clock
+}
+
+export interface CoquinServer {
+  readonly registry: Registry
+  readonly url: string
+  readonly port: number
+  readonly config?: Config
+  /** Stop the control port, then every proxy (links ended), the demo upstreams and the watcher. */
+  close(): Promise<void>
+}
+
+export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer> {
+  const log = opts.log ?? silentLogger
+  const behaviors = opts.behaviors ?? builtins
+  const config = opts.config ? await loadConfig(opts.config, behaviors) : undefined
+  const seed = opts.seed ?? config?.settings.seed
+  let registry: Registry | undefined
+  const metrics = createMetrics({ coquin: () => registry?.proxies.values() ?? [], process: true })
+  const warn = throttledLog(log)
+  registry = new Registry({
+    behaviors, log, ...(seed !== undefined ? { seed } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
+    observer: observers(metrics.observer, loggingObserver(log, warn)),
+  })
+  const reg = registry
+  let demo: Demo | undefined
+  let watcher: FSWatcher | undefined
+  let api: Awaited<ReturnType<typeof startApi>> | undefined
+  const close = async () => {
+    watcher?.close()
+    await api?.close()
+    await reg.close()
+    await demo?.close()
+  }
+  try {
+    if (config?.settings.demo) demo = await startDemo(config.settings.demo)
+    if (config) await applyConfig(reg, config)
+    for (const p of opts.proxies ?? []) await reg.create(p)
+    api = await startApi(reg, {
+      version, log, metrics: () => metrics.text(),
+      host: opts.host ?? '127.0.0.1', port: opts.port ?? 8474,
+      ...(opts.token ? { token: opts.token } : {}),
+    })
+  } catch (err) {
+    await close()
+    throw err
+  }
+  if (opts.watch && opts.config) watcher = watchConfig(opts.config, reg, behaviors, log)
+  log.info({ url: api.url, proxies: reg.proxies.size, seed: reg.seed, version }, 'coquin started')
+  return { registry: reg, url: api.url, port: new URL(api.url).port ? Number(new URL(api.url).port) : 80, ...(config ? { config } : {}), close }
+}
+
+/** Re-applies the config file on change; a broken file is rejected with its error, the running state kept. */
+function watchConfig(file: string, registry: Registry, behaviors: readonly Behavior[], log: Logger): FSWatcher {
+  let timer: NodeJS.Timeout | undefined
+  let running = Promise.resolve()
+  const reload = () => {
+    running = running.then(async () => {
+      try {
+        const config = await loadConfig(file, behaviors)
+        await applyConfig(registry, config)
+        log.info({ file }, 'config reloaded')
+      } catch (err) {
+        log.warn({ file, err: (err as Error).message }, 'config reload rejected')
+      }
+    })
+  }
+  return watch(file, () => {
+    clearTimeout(timer)
+    timer = setTimeout(reload, 100)
+  }).on('close', () => clearTimeout(timer))
+}
