@@ -1,4 +1,4 @@
-import { defineBehavior, Type, type Timer } from '../src/behavior.js'
+import { defineBehavior, pacedStage, Type } from '../src/behavior.js'
 
 /** At most this many ms' worth of bytes leave per tick, so output is smooth rather than bursty. */
 const TICK_MS = 10
@@ -20,65 +20,7 @@ export default defineBehavior({
     }),
   }),
   stage({ rate }, link, next) {
-    const queue: Buffer[] = []
     const slice = Math.max(1, Math.floor(rate * TICK_MS))
-    let held = 0
-    let ended = false     // a FIN is held behind the queue
-    let dead = false
-    let free = 0          // clock time at which the meter lets the next byte go
-    let timer: Timer | undefined
-
-    const finish = () => {
-      if (ended && held === 0 && !dead) { ended = false; next.end() }
-    }
-    const pump = () => {
-      timer = undefined
-      const now = link.clock.now()
-      free = Math.max(free, now - MAX_CATCH_UP_MS)
-      while (held > 0 && free <= now + 0.5 && !dead) {
-        const first = queue[0]!
-        let piece = first
-        if (first.length > slice) {
-          piece = first.subarray(0, slice)
-          queue[0] = first.subarray(slice)
-        } else {
-          queue.shift()
-        }
-        held -= piece.length
-        free += piece.length / rate
-        next.write(piece)
-      }
-      if (dead) return
-      if (held > 0) timer = link.clock.setTimeout(pump, free - now)
-      else finish()
-    }
-
-    return {
-      get held() { return held },
-      write(chunk) {
-        if (chunk.length === 0) return
-        if (held === 0) free = Math.max(free, link.clock.now())   // idle: no credit saved up
-        queue.push(chunk)
-        held += chunk.length
-        if (rate > 0 && timer === undefined) pump()
-      },
-      end() {
-        ended = true
-        finish()
-      },
-      flush() {
-        timer?.cancel(); timer = undefined
-        const all = queue.splice(0)
-        held = 0
-        for (const chunk of all) if (!dead) next.write(chunk)
-        finish()
-      },
-      destroy() {
-        dead = true
-        timer?.cancel(); timer = undefined
-        queue.length = 0
-        held = 0
-      },
-    }
+    return pacedStage(link, next, { size: () => slice, cost: n => n / rate, catchUpMs: MAX_CATCH_UP_MS, stalled: rate === 0 })
   },
 })

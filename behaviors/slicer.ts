@@ -1,4 +1,4 @@
-import { defineBehavior, Type, type Timer } from '../src/behavior.js'
+import { defineBehavior, pacedStage, Type } from '../src/behavior.js'
 
 export default defineBehavior({
   type: 'slicer',
@@ -22,69 +22,8 @@ export default defineBehavior({
   stage({ average_size, size_variation, delay }, link, next) {
     const average = Math.max(1, average_size)
     const spread = Math.min(size_variation, average - 1)
-    const gap = delay / 1000    // ms
-    const queue: Buffer[] = []
-    let held = 0
-    let ended = false
-    let dead = false
-    let free = 0                // clock time at which the next piece may go
-    let timer: Timer | undefined
-
     const size = () => spread === 0 ? average : Math.max(1, Math.round(average + (link.random() * 2 - 1) * spread))
-    const finish = () => {
-      if (ended && held === 0 && !dead) { ended = false; next.end() }
-    }
-    const pump = () => {
-      timer = undefined
-      const now = link.clock.now()
-      // A timer cannot fire sooner than 1 ms: catch up at most 1 ms worth of sub-millisecond gaps.
-      let at = Math.max(free, now - 1)
-      while (held > 0 && at <= now + 0.5 && !dead) {
-        const first = queue[0]!
-        const n = size()
-        let piece = first
-        if (first.length > n) {
-          piece = first.subarray(0, n)
-          queue[0] = first.subarray(n)
-        } else {
-          queue.shift()
-        }
-        held -= piece.length
-        at += gap
-        next.write(piece)
-      }
-      free = at
-      if (dead) return
-      if (held > 0) timer = link.clock.setTimeout(pump, free - now)
-      else finish()
-    }
-
-    return {
-      get held() { return held },
-      write(chunk) {
-        if (chunk.length === 0) return
-        if (held === 0) free = Math.max(free, link.clock.now())
-        queue.push(chunk)
-        held += chunk.length
-        if (timer === undefined) pump()
-      },
-      end() {
-        ended = true
-        finish()
-      },
-      flush() {
-        timer?.cancel(); timer = undefined
-        const all = queue.splice(0)
-        held = 0
-        for (const chunk of all) if (!dead) next.write(chunk)
-        finish()
-      },
-      destroy() {
-        dead = true
-        timer?.cancel(); timer = undefined
-        queue.length = 0
-        held = 0
-      },
-    }
+    // A timer cannot fire sooner than 1 ms: sub-millisecond gaps catch up at most 1 ms at a time.
+    return pacedStage(link, next, { size, cost: () => delay / 1000, catchUpMs: 1 })
   },
 })

@@ -9,7 +9,8 @@ import type net from 'node:net'
 import { once } from 'node:events'
 import { startCoquin, type CoquinServer } from '../src/index.js'
 import { Coquin } from '../src/client.js'
-import type { Clock, Timer } from '../src/clock.js'
+import { ManualClock } from '../src/clock.js'
+export { ManualClock }
 
 type T = { teardown(fn: () => unknown): void }
 
@@ -93,33 +94,6 @@ export async function metric(coquinUrl: string, name: string, labels: Record<str
   return 0
 }
 
-/**
- * A clock that moves only when told to: coquin's timers (an LB's idle time) fire, in order, inside
- * advance(). Give it to a Registry (`new Registry({ behaviors: builtins, clock })`) to decide, to the
- * tick, when a fault acts.
- */
-export class ManualClock implements Clock {
-  #now = 0
-  readonly #timers = new Set<{ at: number; fn: () => void }>()
-  now(): number { return this.#now }
-  setTimeout(fn: () => void, ms: number): Timer {
-    const timer = { at: this.#now + Math.max(0, ms), fn }
-    this.#timers.add(timer)
-    return { cancel: () => { this.#timers.delete(timer) } }
-  }
-  advance(ms: number): void {
-    const end = this.#now + ms
-    for (;;) {
-      let next: { at: number; fn: () => void } | undefined
-      for (const timer of this.#timers) if (timer.at <= end && (!next || timer.at < next.at)) next = timer
-      if (!next) break
-      this.#timers.delete(next)
-      this.#now = Math.max(this.#now, next.at)
-      next.fn()
-    }
-    this.#now = end
-  }
-}
 
 export interface Reply { status: number; body: string }
 

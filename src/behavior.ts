@@ -173,3 +173,81 @@ export const httpMatch = Type.Object({
 export type HttpMatch = Static<typeof httpMatch>
 
 export { checkMatch } from './http/match.js'
+
+export interface Pace {
+  /** Bytes in the next piece (≥ 1). */
+  size(): number
+  /** Meter time, in ms, that a piece of this many bytes costs before the next may leave. */
+  cost(bytes: number): number
+  /** How far the meter may fall behind the clock (a late timer) and still catch up, in ms. */
+  catchUpMs: number
+  /** Hold everything until removal (a stall). */
+  stalled?: boolean
+}
+
+/**
+ * A stage that releases what it holds in pieces on a meter — the shape of `bandwidth` and `slicer`.
+ * Order is kept, the FIN follows the last held byte, an idle stream saves up no credit, and removal
+ * hands everything on at once.
+ */
+export function pacedStage(link: LinkView, next: Sink, pace: Pace): Stage {
+  const queue: Buffer[] = []
+  let held = 0
+  let ended = false     // a FIN is held behind the queue
+  let dead = false
+  let free = 0          // clock time at which the meter lets the next piece go
+  let timer: Timer | undefined
+
+  const finish = () => {
+    if (ended && held === 0 && !dead) { ended = false; next.end() }
+  }
+  const pump = () => {
+    timer = undefined
+    const now = link.clock.now()
+    free = Math.max(free, now - pace.catchUpMs)
+    while (held > 0 && free <= now + 0.5 && !dead) {
+      const first = queue[0]!
+      const n = pace.size()
+      let piece = first
+      if (first.length > n) {
+        piece = first.subarray(0, n)
+        queue[0] = first.subarray(n)
+      } else {
+        queue.shift()
+      }
+      held -= piece.length
+      free += pace.cost(piece.length)
+      next.write(piece)
+    }
+    if (dead) return
+    if (held > 0) timer = link.clock.setTimeout(pump, free - now)
+    else finish()
+  }
+  return {
+    get held() { return held },
+    write(chunk) {
+      if (chunk.length === 0) return
+      if (held === 0) free = Math.max(free, link.clock.now())   // idle: no credit saved up
+      queue.push(chunk)
+      held += chunk.length
+      if (!pace.stalled && timer === undefined) pump()
+    },
+    end() {
+      ended = true
+      finish()
+    },
+    flush() {
+      timer?.cancel(); timer = undefined
+      const all = queue.splice(0)
+      held = 0
+      for (const chunk of all) if (!dead) next.write(chunk)
+      finish()
+    },
+    destroy() {
+      dead = true
+      timer?.cancel(); timer = undefined
+      queue.length = 0
+      held = 0
+    },
+  }
+}

@@ -2,32 +2,8 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { collect, connect, echoServer, proxyTo, readBytes, until, within, withEchoProxy } from '../helpers/net.js'
-import type { Clock, Timer } from '../../src/clock.js'
+import { ManualClock } from '../../src/clock.js'
 
-/** A clock that moves only when told to: timers fire, in order, inside advance(). */
-class ManualClock implements Clock {
-  #now = 0
-  readonly #timers = new Set<{ at: number; fn: () => void }>()
-  get pending(): number { return this.#timers.size }
-  now(): number { return this.#now }
-  setTimeout(fn: () => void, ms: number): Timer {
-    const timer = { at: this.#now + Math.max(0, ms), fn }
-    this.#timers.add(timer)
-    return { cancel: () => { this.#timers.delete(timer) } }
-  }
-  advance(ms: number): void {
-    const end = this.#now + ms
-    for (;;) {
-      let next: { at: number; fn: () => void } | undefined
-      for (const timer of this.#timers) if (timer.at <= end && (!next || timer.at < next.at)) next = timer
-      if (!next) break
-      this.#timers.delete(next)
-      this.#now = Math.max(this.#now, next.at)
-      next.fn()
-    }
-    this.#now = end
-  }
-}
 
 async function echo(c: net.Socket, s: string): Promise<string> {
   c.write(s)
