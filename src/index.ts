@@ -6,4 +6,5 @@ export { defineBehavior, type Behavior, type Stage, type Sink, type LinkView } f
 export { builtins } from '../behaviors/index.js'
 export { loadConfig, applyConfig } from './config.js'
 export { CoquinError } from './errors.js'
+export { ManualClock, realClock, type Clock } from './clock.js'
 export { Coquin, ProxyHandle, CoquinApiError } from './client.js'
