@@ -4,12 +4,14 @@
 // and no handler waits on proxy traffic.
 import http from 'node:http'
 import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Registry, ProxySpec } from './registry.js'
 import type { Proxy } from './proxy.js'
 import type { FaultSpec } from './fault.js'
 import type { Logger } from './log.js'
+import { scenarioFromBody } from './scenario.js'
+import { openLinks, parseEventQuery, type EventQuery, type Journal, type Subscription } from './journal.js'
 import {
   ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, MethodNotAllowedError, UnauthorizedError,
 } from './errors.js'
@@ -31,6 +33,8 @@ export interface ApiOptions {
   metrics?: () => Promise<{ contentType: string; body: string }>
   /** How long one request may take before a 503 (a hung mutation then releases the queue). */
   timeoutMs?: number
+  /** Serves GET /events (coquin's journal); without it the route does not exist (404). */
+  journal?: Journal
 }
 
 interface Reply {
@@ -38,10 +42,14 @@ interface Reply {
   body?: string
   type?: string
   headers?: Record<string, string>
+  /** Takes over the response (a long-lived stream) instead of sending a body. */
+  stream?: (res: http.ServerResponse) => void
 }
 
 interface Ctx {
   params: string[]
+  /** The URL's query parameters. */
+  query: URLSearchParams
   /** The request body as JSON: `{}` when empty; 400 when malformed. Parsed on demand, so 404s come first. */
   body(): unknown
 }
@@ -75,7 +83,7 @@ function errorReply(err: CoquinError, extra: Record<string, unknown> = {}): Repl
   return { status: err.statusCode, body: `${JSON.stringify(body)}\n`, type: JSON_TYPE }
 }
 
-export function createApi(registry: Registry, opts: ApiOptions): http.RequestListener {
+export function createApi(registry: Registry, opts: ApiOptions): http.RequestListener & { endStreams(): void } {
   const log = (opts.log ?? registry.log).child({ component: 'api' })
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS
   const serial = queue(log)
@@ -167,6 +175,10 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       },
     },
     {
+      path: ['proxies', '*', 'links'],                // coquin's own: the open links, with bytes, idle time and faults
+      methods: { GET: { run: ({ params: [name] }) => json(200, openLinks(registry.get(name!))) } },
+    },
+    {
       path: ['reset'],
       methods: {
         POST: {
@@ -177,6 +189,40 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
             return empty(204)
           },
         },
+      },
+    },
+    {
+      path: ['partitions'],                          // coquin's own: src/partition.ts
+      methods: {
+        GET: { run: () => json(200, registry.partitions.list().map(p => p.toJSON())) },
+        POST: { mutates: true, run: ({ body }) => json(201, registry.partitions.cut(body()).toJSON()) },
+      },
+    },
+    {
+      path: ['partitions', '*'],
+      methods: {
+        GET: { run: ({ params: [name] }) => json(200, registry.partitions.get(name!).toJSON()) },
+        DELETE: { mutates: true, run: ({ params: [name] }) => { registry.partitions.heal(name!); return empty(204) } },
+      },
+    },
+    {
+      path: ['scenarios'],                           // coquin's own: src/scenario.ts
+      methods: {
+        GET: { run: () => json(200, registry.scenarios.list().map(r => r.toJSON())) },
+        POST: {
+          mutates: true,
+          run({ body }) {
+            const run = registry.scenarios.start(scenarioFromBody(body(), registry.catalog.behaviors))
+            return { ...json(201, run.toJSON()), headers: { Location: `/scenarios/${encodeURIComponent(run.id)}` } }
+          },
+        },
+      },
+    },
+    {
+      path: ['scenarios', '*'],
+      methods: {
+        GET: { run: ({ params: [id] }) => json(200, registry.scenarios.get(id!).toJSON()) },
+        DELETE: { mutates: true, async run({ params: [id] }) { await registry.scenarios.stop(id!); return empty(204) } },
       },
     },
     {
@@ -191,6 +237,62 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       methods: { GET: { run: () => json(200, { status: 'ok' }) } },
     },
   ]
+  const journal = opts.journal
+  /** Open `GET /events?follow=1` responses, each with its way to end. */
+  const streams = new Map<http.ServerResponse, () => void>()
+  if (journal) {
+    routes.push({
+      path: ['events'],                              // coquin's own: the journal
+      methods: {
+        GET: {
+          run({ query }) {
+            let q: EventQuery
+            try { q = parseEventQuery(query) } catch (err) { throw new InvalidRequestError((err as Error).message) }
+            const follow = query.get('follow')
+            if (follow === '1' || follow === 'true') return { status: 200, stream: res => followEvents(journal, res, q) }
+            return {
+              ...json(200, journal.query(q)),
+              headers: { 'X-Coquin-Journal-Oldest': String(journal.oldestId), 'X-Coquin-Journal-Last': String(journal.lastId) },
+            }
+          },
+        },
+      },
+    })
+  }
+
+  /**
+   * NDJSON, one event per line, each written as it comes. The journal holds what the response cannot
+   * take yet (write() said false) in this follower's bounded backlog until 'drain'; past the bound the
+   * oldest are dropped and a `{"type":"dropped",...}` line says how many. Ends when the client goes away,
+   * after `limit` events, or when the API closes.
+   */
+  function followEvents(journal: Journal, res: http.ServerResponse, q: EventQuery): void {
+    res.writeHead(200, {
+      'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'close',
+    })
+    res.flushHeaders()
+    let sub: Subscription | undefined
+    let sent = 0
+    let done = false
+    const end = () => {
+      done = true
+      streams.delete(res)
+      sub?.close()
+      if (!res.writableEnded && !res.destroyed) res.end()
+    }
+    streams.set(res, end)
+    res.on('close', end)
+    const filter = { ...(q.proxy ? { proxy: q.proxy } : {}), ...(q.type ? { type: q.type } : {}), ...(q.since !== undefined ? { since: q.since } : {}) }
+    sub = journal.subscribe({ filter }, item => {
+      if (done || res.destroyed) return false
+      const ok = res.write(`${JSON.stringify(item)}\n`)
+      if (item.type !== 'dropped' && q.limit !== undefined && ++sent >= q.limit) { done = true; if (sub) end(); return false }
+      return ok
+    })
+    if (done || q.limit === 0) { end(); return }
+    res.on('drain', () => sub?.resume())
+  }
+
   const metrics = opts.metrics
   if (metrics) {
     routes.push({
@@ -263,7 +365,7 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       }
     }
     let parsed: { value: unknown } | undefined
-    const ctx: Ctx = { params, body: () => (parsed ??= { value: parseBody(raw) }).value }
+    const ctx: Ctx = { params, query: queryOf(req.url ?? ''), body: () => (parsed ??= { value: parseBody(raw) }).value }
     const run = async () => {
       try {
         return await method.run(ctx)
@@ -275,7 +377,7 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
     return method.mutates ? serial(run, timeoutMs) : deadline(run(), timeoutMs)
   }
 
-  return (req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     const id = randomUUID()
     const started = performance.now()
     res.setHeader('X-Coquin-Request-Id', id)
@@ -283,7 +385,8 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
     req.on('error', () => {})                       // aborted uploads: the 'close' path handles them
     res.on('error', () => {})
     const finish = (reply: Reply | null) => {
-      if (reply) send(res, reply)
+      if (reply?.stream) { if (!res.headersSent && !res.destroyed) reply.stream(res) }
+      else if (reply) send(res, reply)
       log.debug({ req: id, method: req.method, url: req.url, status: reply?.status, ms: Math.round(performance.now() - started) }, 'api request')
     }
     dispatch(req).then(finish, (err: unknown) => {
@@ -296,14 +399,21 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       res.destroy()
     })
   }
+  return Object.assign(listener, { endStreams: () => { for (const end of [...streams.values()]) end() } })
 }
 
 export async function startApi(registry: Registry, opts: ApiOptions & { host?: string; port?: number }): Promise<{ server: http.Server; url: string; close(): Promise<void> }> {
+  const api = createApi(registry, opts)
   const server = http.createServer({
     requestTimeout: 15_000,                         // Toxiproxy: read 15 s, write 30 s, idle 60 s
     headersTimeout: 15_000,
     keepAliveTimeout: 60_000,
-  }, createApi(registry, opts))
+  }, api)
+  // Connections that have not sent a request yet (fetch opens spares, e.g. after an aborted stream):
+  // Node's closeIdleConnections() leaves them, so close() would wait its full grace period for them.
+  const unused = new Set<Socket>()
+  server.on('connection', s => { unused.add(s); s.once('close', () => unused.delete(s)) })
+  server.on('request', (req: http.IncomingMessage) => { unused.delete(req.socket) })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8474 }, () => { server.off('error', reject); resolve() })
@@ -320,8 +430,10 @@ export async function startApi(registry: Registry, opts: ApiOptions & { host?: s
     close() {
       closing ??= (async () => {
         const closed = once(server, 'close')
+        api.endStreams()                            // followers of /events: their responses end, their connections close
         server.close()
         server.closeIdleConnections()
+        for (const s of unused) s.destroy()
         const timer = setTimeout(() => server.closeAllConnections(), 2_000)
         timer.unref()
         await closed
@@ -333,6 +445,14 @@ export async function startApi(registry: Registry, opts: ApiOptions & { host?: s
 }
 
 // Routing ----------------------------------------------------------------------------------------
+
+/** The query string's parameters (malformed escapes are kept as they are). */
+function queryOf(url: string): URLSearchParams {
+  const q = url.indexOf('?')
+  if (q < 0) return new URLSearchParams()
+  const h = url.indexOf('#', q)
+  return new URLSearchParams(url.slice(q + 1, h < 0 ? undefined : h))
+}
 
 /** The path's segments, percent-decoded; null when it does not start with '/' or does not decode. */
 function pathSegments(url: string): string[] | null {

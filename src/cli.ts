@@ -20,12 +20,19 @@ const int = (what: string) => (v: string) => {
   return n
 }
 
+const positive = (what: string) => (v: string) => {
+  const n = int(what)(v)
+  if (n < 1) throw new Error(`${what} must be a positive integer: ${v}`)
+  return n
+}
+
 function serverOptions(cmd: Command): Command {
   return cmd
     .option('--host <host>', 'control API address', '127.0.0.1')
     .option('--port <port>', 'control API port', int('--port'), 8474)
     .option('--seed <n>', 'seed for every random draw (toxicity, jitter…): a run can be replayed', int('--seed'))
     .option('--token <token>', 'require `Authorization: Bearer <token>` on the control API (env COQUIN_TOKEN)')
+    .option('--journal-size <n>', 'events the journal keeps for GET /events and `coquin events` (oldest go first)', positive('--journal-size'), 10_000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'json, or pretty for people').choices(['json', 'pretty']).default(process.stderr.isTTY ? 'pretty' : 'json'))
 }

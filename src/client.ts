@@ -6,6 +6,10 @@
 //   const redis = await coquin.proxy({ name: 'redis', listen: '127.0.0.1:26379', upstream: '127.0.0.1:6379' })
 //   await redis.withFault({ type: 'latency', attributes: { latency: 200 } }, async () => { ... })
 
+import { eventsQuery, ndjson, type DroppedNotice, type EventFilter, type JournalEvent, type LinkInfo } from './client-events.js'
+
+export * from './client-events.js'
+
 export type FaultStream = 'upstream' | 'downstream' | 'both'
 
 /** Attributes the core adds to every fault type. */
@@ -370,9 +374,145 @@ export class Coquin {
     return handles
   }
 
-  /** Enables every proxy and removes every fault (Toxiproxy's reset). Open connections stay open. */
+  /**
+   * Enables every proxy and removes every fault (Toxiproxy's reset); on coquin, also heals every
+   * partition and stops running scenarios (without undoing them). Open connections stay open.
+   */
   async reset(): Promise<void> {
     await this.request('POST', '/reset')
+  }
+
+  // Partitions and scenarios (coquin only) ------------------------------------------------------
+
+  /** Every partition (`GET /partitions`). */
+  async partitions(): Promise<PartitionInfo[]> {
+    return (await this.request<PartitionInfo[]>('GET', '/partitions')) ?? []
+  }
+
+  /**
+   * Cuts a partition (`POST /partitions`): it acts on open links and new ones until `heal()` (or its
+   * `duration`). CoquinApiError 409 if the name is taken, 404 for a proxy that does not exist, 400 for bad input.
+   */
+  async partition(spec: PartitionSpec): Promise<PartitionHandle> {
+    return new PartitionHandle(this, await this.request<PartitionInfo>('POST', '/partitions', spec))
+  }
+
+  /** Cuts the partition, runs fn, and heals it when fn returns or throws (one healed already, by its duration or a reset, is fine). */
+  async withPartition<R>(spec: PartitionSpec, fn: (partition: PartitionHandle) => R | Promise<R>): Promise<R> {
+    const p = await this.partition(spec)
+    let result: R
+    try {
+      result = await fn(p)
+    } catch (err) {
+      await p.heal().catch(() => {})
+      throw err
+    }
+    await p.heal()
+    return result
+  }
+
+  /** Every scenario the server knows: running ones, and the last few finished (`GET /scenarios`). */
+  async scenarios(): Promise<ScenarioInfo[]> {
+    return (await this.request<ScenarioInfo[]>('GET', '/scenarios')) ?? []
+  }
+
+  /**
+   * Starts a scenario (`POST /scenarios`) and returns at once. `scenario` is a spec, YAML text, or the
+   * path of a `.yaml`/`.yml` file (read here, sent as text: the server's issues name it, with line and
+   * column). CoquinApiError 400 (code COQUIN_ERR_SCENARIO_INVALID) lists every issue.
+   */
+  async startScenario(scenario: ScenarioSpec | string): Promise<ScenarioHandle> {
+    let body: unknown = scenario
+    if (typeof scenario === 'string') {
+      if (!scenario.includes('\n') && /\.ya?ml$/i.test(scenario.trim())) {
+        const { readFile } = await import('node:fs/promises')
+        body = { yaml: await readFile(scenario.trim(), 'utf8'), file: scenario.trim() }
+      } else body = { yaml: scenario }
+    }
+    return new ScenarioHandle(this, await this.request<ScenarioInfo>('POST', '/scenarios', body))
+  }
+
+  /**
+   * Runs a scenario to its end (see startScenario) and resolves with its final state. Rejects with
+   * CoquinScenarioError if a step failed or someone stopped it (what it applied is undone then); if
+   * `signal` aborts, stops it (undoing what it applied) and rejects with the signal's reason.
+   */
+  async scenario(scenario: ScenarioSpec | string, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<ScenarioInfo> {
+    const run = await this.startScenario(scenario)
+    return run.wait(opts)
+  }
+
+  // The journal (coquin only) --------------------------------------------------------------------
+
+  /** The journal's events (`GET /events`), oldest first: see EventFilter, and the helpers requestsFor, linksUsed, retryGaps. */
+  async events(filter: EventFilter = {}): Promise<JournalEvent[]> {
+    return (await this.request<JournalEvent[]>('GET', `/events${eventsQuery(filter)}`)) ?? []
+  }
+
+  /**
+   * Follows events as they happen (`GET /events?follow=1`); with `since`, the held ones after it come
+   * first. Ends when the signal aborts, the loop breaks, or the server ends the stream (after `limit`
+   * events, or at shutdown). A `{ type: 'dropped' }` item says the reader fell too far behind.
+   */
+  async *follow(filter: EventFilter = {}, opts: { signal?: AbortSignal } = {}): AsyncGenerator<JournalEvent | DroppedNotice> {
+    const path = `/events${eventsQuery(filter, { follow: '1' })}`
+    const ac = new AbortController()
+    const abort = () => ac.abort()
+    if (opts.signal?.aborted) return
+    opts.signal?.addEventListener('abort', abort, { once: true })
+    try {
+      let res: Response
+      try {
+        res = await fetch(this.url + path, {
+          headers: { accept: 'application/x-ndjson', ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) },
+          signal: ac.signal,
+        })
+      } catch (err) {
+        if (ac.signal.aborted) return
+        throw new CoquinUnreachableError(this.url, networkCode(err), { cause: err })
+      }
+      if (!res.ok || !res.body) {
+        const text = await res.text().catch(() => '')
+        let e: { error?: unknown; code?: unknown } = {}
+        try { e = JSON.parse(text) as typeof e } catch { /* not JSON */ }
+        throw new CoquinApiError(typeof e.error === 'string' ? e.error : text.trim() || `HTTP ${res.status} ${res.statusText}`,
+          res.status, typeof e.code === 'string' ? e.code : undefined, 'GET', path)
+      }
+      try {
+        for await (const item of ndjson<JournalEvent | DroppedNotice>(res.body as unknown as AsyncIterable<Uint8Array>)) yield item
+      } catch (err) {
+        if (ac.signal.aborted) return
+        throw err
+      }
+    } finally {
+      opts.signal?.removeEventListener('abort', abort)
+      ac.abort()                                   // a loop that broke early: close the connection
+    }
+  }
+
+  /**
+   * Waits, without polling, until `done(events)` holds for the events matching `filter` (those the
+   * journal holds after `since`, default 0, then new ones as they come); resolves with them. Rejects
+   * after `timeout` ms (default 5000) with the events seen so far in the message.
+   */
+  async waitForEvents(filter: EventFilter, done: (events: JournalEvent[]) => boolean, opts: { timeout?: number } = {}): Promise<JournalEvent[]> {
+    const timeout = opts.timeout ?? 5000
+    const seen: JournalEvent[] = []
+    if (done(seen)) return seen
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), timeout)
+    try {
+      const { limit: _, ...rest } = filter
+      for await (const item of this.follow({ ...rest, since: filter.since ?? 0 }, { signal: ac.signal })) {
+        if (item.type === 'dropped') continue
+        seen.push(item)
+        if (done(seen)) return seen
+      }
+    } finally {
+      clearTimeout(timer)
+      ac.abort()
+    }
+    throw new Error(`timed out after ${timeout}ms waiting for events (${seen.length} seen: ${seen.map(e => e.type).join(', ') || 'none'})`)
   }
 }
 
@@ -471,6 +611,26 @@ export class ProxyHandle {
     return result
   }
 
+  /** This proxy's journal events, oldest first (`GET /events?proxy=<name>`). */
+  events(filter: Omit<EventFilter, 'proxy'> = {}): Promise<JournalEvent[]> {
+    return this.#client.events({ ...filter, proxy: this.name })
+  }
+
+  /** Follows this proxy's events: see Coquin.follow. */
+  follow(filter: Omit<EventFilter, 'proxy'> = {}, opts: { signal?: AbortSignal } = {}): AsyncGenerator<JournalEvent | DroppedNotice> {
+    return this.#client.follow({ ...filter, proxy: this.name }, opts)
+  }
+
+  /** Waits until done(events) holds for this proxy's events: see Coquin.waitForEvents. */
+  waitForEvents(filter: Omit<EventFilter, 'proxy'>, done: (events: JournalEvent[]) => boolean, opts: { timeout?: number } = {}): Promise<JournalEvent[]> {
+    return this.#client.waitForEvents({ ...filter, proxy: this.name }, done, opts)
+  }
+
+  /** The open links (connections) of this proxy, oldest first (`GET /proxies/<name>/links`). */
+  async links(): Promise<LinkInfo[]> {
+    return (await this.#client.request<LinkInfo[]>('GET', `${this.#path}/links`)) ?? []
+  }
+
   /** Disables the proxy, runs fn, and enables it again when fn returns or throws. */
   async whileDisabled<R>(fn: () => R | Promise<R>): Promise<R> {
     await this.disable()
@@ -495,4 +655,172 @@ export class ProxyHandle {
 
 function ignoreNotFound(err: unknown): void {
   if (!(err instanceof CoquinApiError && err.status === 404)) throw err
+}
+
+// Partitions and scenarios (coquin only) ---------------------------------------------------------
+
+export type PartitionMode = 'blackhole' | 'reset' | 'refuse'
+
+/** A partition to cut. Times are ms, or strings like `500ms`, `10s`, `1m`. */
+export interface PartitionSpec {
+  name: string
+  /** The proxies whose paths are cut: the way A reaches B is the proxy in front of B that A uses. */
+  proxies: string[]
+  /** blackhole only: `upstream` = client → server, `downstream` = server → client; default both. */
+  direction?: FaultStream
+  /**
+   * blackhole (default): drop bytes, hold FINs; healing restores flow on surviving links.
+   * reset: RST matching open links and every new connection. refuse: RST new connections, open links untouched.
+   */
+  mode?: PartitionMode
+  /** Cut only links from these client addresses or CIDRs (`127.0.0.2`, `10.0.0.0/8`, `::1/128`). */
+  clients?: string[]
+  /** Heal automatically after this long. */
+  duration?: number | string
+  /** Alternate cut (`down`) and healed (`up`), starting cut, until healed. */
+  flap?: { up: number | string; down: number | string }
+}
+
+/** A partition as the server reports it: times in ms, defaults filled in. */
+export interface PartitionInfo {
+  name: string
+  proxies: string[]
+  direction: FaultStream
+  mode: PartitionMode
+  clients?: string[]
+  duration?: number
+  flap?: { up: number; down: number }
+  /** `healed` during a flap's up phase. */
+  state: 'cut' | 'healed'
+  /** With `duration`: ms until it heals. */
+  remaining_ms?: number
+  /** With `flap`: ms until the next flip. */
+  next_flip_ms?: number
+}
+
+export class PartitionHandle {
+  readonly name: string
+  info: PartitionInfo
+  readonly #client: Coquin
+  constructor(client: Coquin, info: PartitionInfo) {
+    this.#client = client
+    this.name = info.name
+    this.info = info
+  }
+
+  /** Heals it (`DELETE /partitions/{name}`); one already healed (its duration, a reset) is fine. */
+  async heal(): Promise<void> {
+    await this.#client.request('DELETE', `/partitions/${enc(this.name)}`).catch(ignoreNotFound)
+  }
+
+  /** Reads it again; CoquinApiError 404 once it has healed. */
+  async refresh(): Promise<PartitionInfo> {
+    this.info = await this.#client.request<PartitionInfo>('GET', `/partitions/${enc(this.name)}`)
+    return this.info
+  }
+}
+
+/** One step of a scenario: `at` and exactly one of toxic, partition, proxy. */
+export interface ScenarioStepSpec {
+  /** From the start of the pass: ms, or `500ms`, `10s`, `1m`. */
+  at: number | string
+  toxic?: { proxy: string } & (
+    | { add: FaultSpec }
+    | { update: { name: string; attributes?: Record<string, unknown>; toxicity?: number } }
+    | { remove: string })
+  partition?: { cut: PartitionSpec } | { heal: string }
+  proxy?: { name: string; enabled: boolean }
+}
+
+export interface ScenarioSpec {
+  name?: string
+  description?: string
+  /** Passes over the timeline; default 1. */
+  repeat?: number
+  /** Length of one pass; default the last step's `at`. */
+  duration?: number | string
+  steps: ScenarioStepSpec[]
+}
+
+export interface ScenarioStepRecord {
+  pass: number
+  step: number
+  /** When it was due, ms from the scenario's start. */
+  at_ms: number
+  /** What it did, for people: `add toxic slow (latency latency=200) to api`. */
+  did: string
+  error?: string
+}
+
+export interface ScenarioInfo {
+  id: string
+  name: string
+  state: 'running' | 'done' | 'stopped' | 'failed'
+  error?: string
+  started_at: string
+  elapsed_ms: number
+  remaining_ms: number
+  /** Total: repeat × pass_ms. */
+  duration_ms: number
+  pass_ms: number
+  repeat: number
+  /** Steps per pass. */
+  steps: number
+  next?: { pass: number; step: number; at_ms: number; does: string }
+  /** Steps run so far (the newest 100). */
+  log: ScenarioStepRecord[]
+  /** What stopping (or a failed step) undid. */
+  undone?: string[]
+}
+
+/** A scenario ended other than by running to its end: a step failed, or it was stopped. */
+export class CoquinScenarioError extends Error {
+  override name = 'CoquinScenarioError'
+  constructor(readonly info: ScenarioInfo) {
+    super(`scenario ${info.name} ${info.state}${info.error ? `: ${info.error}` : ''}`)
+  }
+}
+
+export class ScenarioHandle {
+  readonly id: string
+  readonly name: string
+  info: ScenarioInfo
+  readonly #client: Coquin
+  constructor(client: Coquin, info: ScenarioInfo) {
+    this.#client = client
+    this.id = info.id
+    this.name = info.name
+    this.info = info
+  }
+
+  async refresh(): Promise<ScenarioInfo> {
+    this.info = await this.#client.request<ScenarioInfo>('GET', `/scenarios/${enc(this.id)}`)
+    return this.info
+  }
+
+  /** Stops it and undoes what it applied (nothing if it had ended); resolves with its final state. */
+  async stop(): Promise<ScenarioInfo> {
+    if (this.info.state === 'running') await this.#client.request('DELETE', `/scenarios/${enc(this.id)}`)
+    return this.refresh()
+  }
+
+  /** Polls until it ends: its final state if done, else CoquinScenarioError. See Coquin.scenario. */
+  async wait(opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<ScenarioInfo> {
+    const poll = opts.pollMs ?? 50
+    for (;;) {
+      if (opts.signal?.aborted) {
+        await this.stop().catch(() => {})
+        throw opts.signal.reason
+      }
+      if (this.info.state !== 'running') break
+      await new Promise<void>(resolve => {
+        const done = () => { clearTimeout(timer); opts.signal?.removeEventListener('abort', done); resolve() }
+        const timer = setTimeout(done, Math.min(poll, Math.max(1, this.info.remaining_ms)))
+        opts.signal?.addEventListener('abort', done, { once: true })
+      })
+      if (!opts.signal?.aborted) await this.refresh()
+    }
+    if (this.info.state !== 'done') throw new CoquinScenarioError(this.info)
+    return this.info
+  }
 }

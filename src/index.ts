@@ -6,5 +6,7 @@ export { defineBehavior, type Behavior, type Stage, type Sink, type LinkView } f
 export { builtins } from '../behaviors/index.js'
 export { loadConfig, applyConfig } from './config.js'
 export { CoquinError } from './errors.js'
+export { Journal, type JournalEvent, type JournalOptions, type EventQuery, type Subscription } from './journal.js'
+export { observers, type Observer, type HttpRequestInfo } from './observer.js'
 export { ManualClock, realClock, type Clock } from './clock.js'
 export { Coquin, ProxyHandle, CoquinApiError } from './client.js'

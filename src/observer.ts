@@ -8,9 +8,29 @@ export interface Observer {
   linkClosed(proxy: string, link: Link, reason: string, err?: Error): void
   upstreamConnected(proxy: string, seconds: number): void
   upstreamConnectError(proxy: string, code: string): void
-  faultApplied(proxy: string, fault: Fault, link: Link): void
+  /** `request`: for an HTTP fault, the request's index on the link (0-based, as HttpRequestInfo.index). */
+  faultApplied(proxy: string, fault: Fault, link: Link, request?: number): void
   bytesDropped(proxy: string, stream: string, bytes: number): void
   bytesCorrupted(proxy: string, stream: string, bytes: number): void
+  /** HTTP mode: one call per request, once its response was sent or cut. Optional: observers that skip it need no change. */
+  httpRequest?(proxy: string, link: Link, request: HttpRequestInfo): void
+}
+
+/** One HTTP request and its response, as the journal records it (`http_request`). */
+export interface HttpRequestInfo {
+  /** The request's place on its link: 0 for the first (src/http numbers exchanges this way). */
+  readonly index: number
+  readonly method: string
+  /** The request-target's path, without the query. */
+  readonly path: string
+  /** The final status; 0 if the response was cut before its head. */
+  readonly status: number
+  /** `coquin`: answered by a fault without reaching the upstream. */
+  readonly source: 'upstream' | 'coquin'
+  /** From the request's head read to its response sent (or cut), in ms. */
+  readonly latencyMs: number
+  /** Names of the faults that acted on it. */
+  readonly faults?: readonly string[]
 }
 
 export const nullObserver: Observer = {
@@ -21,10 +41,12 @@ export const nullObserver: Observer = {
 /** Fans one event out to several observers (metrics, journal, a test's spy). */
 export function observers(...list: Observer[]): Observer {
   const each = <K extends keyof Observer>(k: K) =>
-    ((...args: unknown[]) => { for (const o of list) (o[k] as (...a: unknown[]) => void)(...args) }) as Observer[K]
+    ((...args: unknown[]) => {
+      for (const o of list) (o[k] as ((...a: unknown[]) => void) | undefined)?.apply(o, args)   // optional members may be missing
+    }) as NonNullable<Observer[K]>
   return {
     linkOpened: each('linkOpened'), linkClosed: each('linkClosed'), upstreamConnected: each('upstreamConnected'),
     upstreamConnectError: each('upstreamConnectError'), faultApplied: each('faultApplied'),
-    bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'),
+    bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'), httpRequest: each('httpRequest'),
   }
 }

@@ -8,6 +8,7 @@ import { startApi } from './api.js'
 import { applyConfig, loadConfig, type Config } from './config.js'
 import { startDemo, type Demo } from './demo.js'
 import { silentLogger, throttledLog, type Logger } from './log.js'
+import { Journal } from './journal.js'
 import { createMetrics } from './metrics.js'
 import { loggingObserver } from './observe-log.js'
 import { observers } from './observer.js'
@@ -30,6 +31,8 @@ export interface StartOptions {
   behaviors?: readonly Behavior[]
   /** The data path's clock (tests pass a manual one to step time). */
   clock?: Clock
+  /** Events the journal keeps (`GET /events`); the oldest go first. Default 10,000. */
+  journalSize?: number
 }
 
 export interface CoquinServer {
@@ -37,6 +40,8 @@ export interface CoquinServer {
   readonly url: string
   readonly port: number
   readonly config?: Config
+  /** What happened to links and requests (also `GET /events`). */
+  readonly journal: Journal
   /** Stop the control port, then every proxy (links ended), the demo upstreams and the watcher. */
   close(): Promise<void>
 }
@@ -49,9 +54,10 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
   let registry: Registry | undefined
   const metrics = createMetrics({ coquin: () => registry?.proxies.values() ?? [], process: true })
   const warn = throttledLog(log)
+  const journal = new Journal(opts.journalSize !== undefined ? { size: opts.journalSize } : {})
   registry = new Registry({
     behaviors, log, ...(seed !== undefined ? { seed } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
-    observer: observers(metrics.observer, loggingObserver(log, warn)),
+    observer: observers(metrics.observer, loggingObserver(log, warn), journal),
   })
   const reg = registry
   let demo: Demo | undefined
@@ -60,6 +66,7 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
   const close = async () => {
     watcher?.close()
     await api?.close()
+    journal.close()
     await reg.close()
     await demo?.close()
   }
@@ -68,7 +75,7 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
     if (config) await applyConfig(reg, config)
     for (const p of opts.proxies ?? []) await reg.create(p)
     api = await startApi(reg, {
-      version, log, metrics: () => metrics.text(),
+      version, log, metrics: () => metrics.text(), journal,
       host: opts.host ?? '127.0.0.1', port: opts.port ?? 8474,
       ...(opts.token ? { token: opts.token } : {}),
     })
@@ -78,7 +85,7 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
   }
   if (opts.watch && opts.config) watcher = watchConfig(opts.config, reg, behaviors, log)
   log.info({ url: api.url, proxies: reg.proxies.size, seed: reg.seed, version }, 'coquin started')
-  return { registry: reg, url: api.url, port: new URL(api.url).port ? Number(new URL(api.url).port) : 80, ...(config ? { config } : {}), close }
+  return { registry: reg, journal, url: api.url, port: new URL(api.url).port ? Number(new URL(api.url).port) : 80, ...(config ? { config } : {}), close }
 }
 
 /** Re-applies the config file on change; a broken file is rejected with its error, the running state kept. */

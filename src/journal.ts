@@ -1,0 +1,444 @@
+// The journal: a bounded in-memory ring of what happened to links and requests, for resilience tests
+// ("did my client retry, how often, after how long, on a fresh connection?") and for people watching.
+// It is an Observer (wired with observers() beside metrics and logs): the data path pays one small
+// object per link open/close, fault hit or HTTP request, never anything per chunk.
+//
+// Events, oldest first, each `{ id, time, type, proxy, link, ... }`:
+//   id    monotonic from 1, never reused, so `since=<id>` pages and resumes
+//   time  epoch milliseconds with sub-ms precision (performance.timeOrigin + performance.now():
+//         monotonic within the process, so gaps between events are never negative)
+//   link  the link's id (as in `GET /proxies/{name}/links` and the logs)
+// Followers (`subscribe`) get new events as they come. One that cannot keep up is a cursor into the
+// ring (no per-follower copy): it may lag at most its backlog bound, then its oldest waiting events
+// are dropped and a `dropped` notice says how many.
+import type { Fault } from './fault.js'
+import type { Link } from './link.js'
+import type { HttpRequestInfo, Observer } from './observer.js'
+import { formatAddress } from './proxy.js'
+
+export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request'] as const
+export type JournalEventType = (typeof EVENT_TYPES)[number]
+
+/** Default number of events kept (`serve --journal-size`, StartOptions.journalSize). */
+export const DEFAULT_JOURNAL_SIZE = 10_000
+
+interface EventBase {
+  id: number
+  /** Epoch ms, fractional. */
+  time: number
+  proxy: string
+  link: number
+}
+
+export interface LinkOpenEvent extends EventBase {
+  type: 'link_open'
+  /** The client's address, `host:port` (`[v6]:port`). */
+  client: string
+}
+
+export interface LinkCloseEvent extends EventBase {
+  type: 'link_close'
+  /** client_close, upstream_close, reset, upstream_unreachable, error, proxy_disabled, … or the fault type that ended it. */
+  reason: string
+  /** Bytes read from the client (client → server). */
+  bytes_upstream: number
+  /** Bytes read from the upstream (server → client). */
+  bytes_downstream: number
+  duration_ms: number
+  /** The socket error's code, when it ended on one. */
+  error?: string
+}
+
+export interface FaultEvent extends EventBase {
+  type: 'fault'
+  /** The fault's (toxic's) name and type. */
+  toxic: string
+  toxic_type: string
+  stream: string
+  /** HTTP faults: which request on the link (1 = the first). */
+  request?: number
+}
+
+export interface HttpRequestEvent extends EventBase {
+  type: 'http_request'
+  method: string
+  path: string
+  /** Final status; 0 if the response was cut before its head. */
+  status: number
+  /** Who answered: the upstream, or coquin (a fault) without reaching it. */
+  source: 'upstream' | 'coquin'
+  /** Request head seen → response sent (or cut), ms. The request started at `time - latency_ms`. */
+  latency_ms: number
+  /** How many requests the link had carried, this one included (1 = the first). */
+  request: number
+  /** Names of the faults that acted on this request. */
+  faults?: string[]
+}
+
+export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | HttpRequestEvent
+
+/** Sent to a follower in place of events it was too slow to take. */
+export interface DroppedNotice {
+  type: 'dropped'
+  /** Events dropped since the last notice. */
+  dropped: number
+  /** The id of the last event delivered before the gap (0: none): `GET /events?since=<after>` recovers what the ring still holds. */
+  after: number
+}
+
+export interface EventFilter {
+  /** One name or several. */
+  proxy?: string | readonly string[]
+  type?: JournalEventType | readonly JournalEventType[]
+  /** Only events with a greater id. */
+  since?: number
+}
+
+export interface EventQuery extends EventFilter {
+  /** At most this many: the first ones after `since` when it is given (paging), else the most recent. */
+  limit?: number
+}
+
+/** What the journal reads of a link: a structural subset of Link, so tests can feed it plain objects. */
+export interface JournalLink {
+  readonly id: number
+  readonly openedAt: number
+  readonly bytesUpstream: number
+  readonly bytesDownstream: number
+  readonly client: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined }
+}
+
+export interface JournalOptions {
+  /** Events kept; the oldest go first. Default 10,000. */
+  size?: number
+  /**
+   * How far (in events) a follower may lag before the oldest it has not taken are dropped; at most,
+   * and by default, `size`. What it has not taken stays in the ring, so this bounds loss, not memory.
+   */
+  followBacklog?: number
+  /** Epoch ms; default performance.timeOrigin + performance.now(). */
+  now?: () => number
+}
+
+export interface SubscribeOptions {
+  filter?: EventFilter
+  /** Overrides the journal's followBacklog for this follower. */
+  maxBacklog?: number
+}
+
+/**
+ * Receives each event (or a drop notice). Returning `false` means "not ready": later events wait in
+ * the backlog until `resume()` is called. A throw ends the subscription.
+ */
+export type Deliver = (item: JournalEvent | DroppedNotice) => boolean | void
+
+export interface Subscription {
+  /** Events it has yet to take or skip (never more than maxBacklog). */
+  readonly backlog: number
+  readonly maxBacklog: number
+  /** Events dropped in all, so far. */
+  readonly dropped: number
+  readonly paused: boolean
+  readonly closed: boolean
+  /** The reader is ready again: hand on the notice and the backlog until it says stop. */
+  resume(): void
+  close(): void
+}
+
+const defaultNow = () => performance.timeOrigin + performance.now()
+const round3 = (n: number) => Math.round(n * 1000) / 1000
+
+function toSet<V extends string>(v: V | readonly V[] | undefined): Set<V> | null {
+  if (v === undefined) return null
+  return new Set(typeof v === 'string' ? [v as V] : v)
+}
+
+function matcher(f: EventFilter = {}): (e: JournalEvent) => boolean {
+  const proxies = toSet(f.proxy)
+  const types = toSet(f.type)
+  const since = f.since ?? 0
+  return e => e.id > since && (proxies === null || proxies.has(e.proxy)) && (types === null || types.has(e.type))
+}
+
+const errCode = (err: Error | undefined): string | undefined =>
+  err ? (err as NodeJS.ErrnoException).code ?? err.name : undefined
+
+/**
+ * A follower is a cursor into the ring: what it has not taken yet stays in the ring (no copy), so
+ * its memory is constant however slowly it reads. It may lag at most maxBacklog events (never more
+ * than the ring holds); past that the oldest waiting ones are skipped and counted as dropped.
+ */
+class Follower implements Subscription {
+  readonly #deliver: Deliver
+  readonly #journal: Journal
+  readonly match: (e: JournalEvent) => boolean
+  readonly maxBacklog: number
+  /** The id of the last event handed on or skipped. */
+  cursor: number
+  #lastSent: number
+  #pendingDrops = 0
+  #draining = false
+  dropped = 0
+  paused = false
+  closed = false
+
+  constructor(journal: Journal, deliver: Deliver, match: (e: JournalEvent) => boolean, maxBacklog: number, since: number) {
+    this.#journal = journal
+    this.#deliver = deliver
+    this.match = match
+    this.maxBacklog = Math.max(1, Math.min(maxBacklog, journal.capacity))
+    // Events evicted before it came are not counted: a query has the same view.
+    this.cursor = Math.max(since, journal.oldestId - 1, 0)
+    this.#lastSent = this.cursor
+    this.#trim(journal.lastId)
+  }
+
+  /** Events it has yet to take (or skip), at most maxBacklog. */
+  get backlog(): number { return Math.max(0, this.#journal.lastId - this.cursor) }
+
+  /** Drop the oldest waiting events until lagging `newest` by at most maxBacklog. */
+  #trim(newest: number): void {
+    while (newest - this.cursor > this.maxBacklog) {
+      const old = this.#journal.at(++this.cursor)
+      if (old && this.match(old)) { this.dropped++; this.#pendingDrops++ }
+    }
+  }
+
+  /** Before an event with this id is stored (the one it may push out of the ring is still there). */
+  beforeRecord(id: number): void { this.#trim(id) }
+
+  afterRecord(e: JournalEvent): void {
+    if (this.paused || this.#draining || this.closed) return
+    if (this.cursor === e.id - 1 && this.#pendingDrops === 0) {   // caught up: the fast path
+      this.cursor = e.id
+      if (this.match(e)) this.#send(e)
+      return
+    }
+    this.resume()
+  }
+
+  resume(): void {
+    if (this.closed || this.#draining) return
+    this.paused = false
+    this.#draining = true
+    try {
+      while (!this.paused && !this.closed) {
+        if (this.#pendingDrops > 0) {
+          const notice: DroppedNotice = { type: 'dropped', dropped: this.#pendingDrops, after: this.#lastSent }
+          this.#pendingDrops = 0
+          this.#send(notice)
+        } else if (this.cursor < this.#journal.lastId) {
+          const e = this.#journal.at(++this.cursor)
+          if (e && this.match(e)) this.#send(e)
+        } else break
+      }
+    } finally {
+      this.#draining = false
+    }
+  }
+
+  #send(item: JournalEvent | DroppedNotice): void {
+    if (item.type !== 'dropped') this.#lastSent = item.id
+    let ok: boolean | void
+    try {
+      ok = this.#deliver(item)
+    } catch {
+      this.close()
+      return
+    }
+    if (ok === false) this.paused = true
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.#journal.unsubscribe(this)
+  }
+}
+
+export class Journal implements Observer {
+  readonly capacity: number
+  readonly followBacklog: number
+  readonly #ring: (JournalEvent | undefined)[]
+  /** Index of the oldest event in the ring. */
+  #start = 0
+  #size = 0
+  #nextId = 1
+  readonly #now: () => number
+  readonly #followers = new Set<Follower>()
+  /** When each open link was seen to open, for duration_ms (Link.openedAt is whole ms). */
+  readonly #opened = new WeakMap<object, number>()
+
+  constructor(opts: JournalOptions = {}) {
+    const size = opts.size ?? DEFAULT_JOURNAL_SIZE
+    if (!Number.isInteger(size) || size < 1) throw new TypeError(`journal size must be a positive integer: ${size}`)
+    this.capacity = size
+    this.followBacklog = Math.min(opts.followBacklog ?? size, size)
+    this.#ring = new Array(size)
+    this.#now = opts.now ?? defaultNow
+  }
+
+  /** Events held now (at most capacity). */
+  get size(): number { return this.#size }
+  /** The id of the oldest event held (0 when empty): ids below it were evicted. */
+  get oldestId(): number { return this.#size === 0 ? 0 : this.#ring[this.#start]!.id }
+  /** The id of the newest event (0 before the first). */
+  get lastId(): number { return this.#nextId - 1 }
+  /** The live followers (for stats and tests). */
+  get followers(): readonly Subscription[] { return [...this.#followers] }
+
+  /** Stamps an event with id and time, keeps it (evicting the oldest when full) and hands it to followers. */
+  record<E extends JournalEvent>(fields: Omit<E, 'id' | 'time'>): E {
+    const e = { id: this.#nextId++, time: round3(this.#now()), ...fields } as E
+    for (const f of this.#followers) f.beforeRecord(e.id)
+    if (this.#size < this.capacity) {
+      this.#ring[(this.#start + this.#size) % this.capacity] = e
+      this.#size++
+    } else {
+      this.#ring[this.#start] = e
+      this.#start = (this.#start + 1) % this.capacity
+    }
+    for (const f of this.#followers) f.afterRecord(e)
+    return e
+  }
+
+  /** The event with this id, if the ring still holds it. */
+  at(id: number): JournalEvent | undefined {
+    const i = id - this.oldestId
+    return this.#size === 0 || i < 0 || i >= this.#size ? undefined : this.#ring[(this.#start + i) % this.capacity]
+  }
+
+  /** Matching events in id order (see EventQuery.limit). */
+  query(q: EventQuery = {}): JournalEvent[] {
+    const match = matcher(q)
+    const limit = q.limit ?? Infinity
+    const out: JournalEvent[] = []
+    if (limit <= 0) return out
+    if (q.since !== undefined) {
+      // Ids are contiguous in the ring: start right after `since`.
+      const skip = Math.max(0, Math.min(this.#size, q.since - this.oldestId + 1))
+      for (let i = skip; i < this.#size && out.length < limit; i++) {
+        const e = this.#ring[(this.#start + i) % this.capacity]!
+        if (match(e)) out.push(e)
+      }
+      return out
+    }
+    for (let i = this.#size - 1; i >= 0 && out.length < limit; i--) {
+      const e = this.#ring[(this.#start + i) % this.capacity]!
+      if (match(e)) out.push(e)
+    }
+    return out.reverse()
+  }
+
+  /**
+   * Follows new events (and, with `filter.since`, first replays the held ones after it). A follower
+   * costs constant memory however slowly it reads: it is a cursor into the ring.
+   */
+  subscribe(opts: SubscribeOptions, deliver: Deliver): Subscription {
+    const filter = opts.filter ?? {}
+    const f = new Follower(this, deliver, matcher({ ...filter, since: 0 }), opts.maxBacklog ?? this.followBacklog, filter.since ?? this.lastId)
+    this.#followers.add(f)
+    f.resume()                                        // the replay, up to where the reader says stop
+    return f
+  }
+
+  /** @internal Called by Subscription.close(). */
+  unsubscribe(s: Subscription): void { this.#followers.delete(s as Follower) }
+
+  /** Ends every follower (the API ends their responses on its own). */
+  close(): void { for (const f of [...this.#followers]) f.close() }
+
+  // Observer ------------------------------------------------------------------------------------
+
+  linkOpened(proxy: string, link: JournalLink): void {
+    const e = this.record<LinkOpenEvent>({ type: 'link_open', proxy, link: link.id, client: clientOf(link) })
+    this.#opened.set(link, e.time)
+  }
+
+  linkClosed(proxy: string, link: JournalLink, reason: string, err?: Error): void {
+    const now = this.#now()
+    const opened = this.#opened.get(link)
+    const code = errCode(err)
+    this.record<LinkCloseEvent>({
+      type: 'link_close', proxy, link: link.id, reason,
+      bytes_upstream: link.bytesUpstream, bytes_downstream: link.bytesDownstream,
+      duration_ms: round3(Math.max(0, opened !== undefined ? now - opened : Date.now() - link.openedAt)),
+      ...(code !== undefined ? { error: code } : {}),
+    })
+  }
+
+  faultApplied(proxy: string, fault: Pick<Fault, 'name' | 'type' | 'stream'>, link: Pick<JournalLink, 'id'>, request?: number): void {
+    this.record<FaultEvent>({
+      type: 'fault', proxy, link: link.id, toxic: fault.name, toxic_type: fault.type, stream: fault.stream,
+      ...(request !== undefined ? { request: request + 1 } : {}),
+    })
+  }
+
+  httpRequest(proxy: string, link: Pick<JournalLink, 'id'>, r: HttpRequestInfo): void {
+    this.record<HttpRequestEvent>({
+      type: 'http_request', proxy, link: link.id, method: r.method, path: r.path, status: r.status, source: r.source,
+      latency_ms: round3(r.latencyMs), request: r.index + 1,
+      ...(r.faults && r.faults.length > 0 ? { faults: [...r.faults] } : {}),
+    })
+  }
+
+  upstreamConnected(): void {}
+  upstreamConnectError(): void {}
+  bytesDropped(): void {}
+  bytesCorrupted(): void {}
+}
+
+function clientOf(link: JournalLink): string {
+  const { remoteAddress: host, remotePort: port } = link.client
+  return host === undefined || port === undefined ? '' : formatAddress({ host, port })
+}
+
+/** Checks a query string's filter (`proxy`, `type` comma-separated; `since`, `limit` integers); throws a message. */
+export function parseEventQuery(params: URLSearchParams): EventQuery {
+  const q: EventQuery = {}
+  const list = (k: string) => params.getAll(k).flatMap(v => v.split(',')).map(s => s.trim()).filter(s => s !== '')
+  const proxies = list('proxy')
+  if (proxies.length > 0) q.proxy = proxies
+  const types = list('type')
+  for (const t of types) {
+    if (!(EVENT_TYPES as readonly string[]).includes(t)) throw new TypeError(`type must be one of ${EVENT_TYPES.join(', ')}: ${t}`)
+  }
+  if (types.length > 0) q.type = types as JournalEventType[]
+  for (const k of ['since', 'limit'] as const) {
+    const v = params.get(k)
+    if (v === null || v === '') continue
+    if (!/^\d{1,15}$/.test(v)) throw new TypeError(`${k} must be a non-negative integer: ${v}`)
+    q[k] = Number(v)
+  }
+  return q
+}
+
+/** What `GET /proxies/{name}/links` shows of one open link. */
+export interface LinkInfo {
+  id: number
+  /** The client's address, `host:port`. */
+  client: string
+  /** Epoch ms. */
+  opened_at: number
+  /** Since the last byte either way, ms. */
+  idle_ms: number
+  bytes_upstream: number
+  bytes_downstream: number
+  /** Names of the faults applied on this link. */
+  toxics: string[]
+  state: string
+}
+
+/** The open links of a proxy, oldest first. */
+export function openLinks(proxy: { readonly links: Iterable<Link> }): LinkInfo[] {
+  return [...proxy.links].sort((a, b) => a.id - b.id).map(l => ({
+    id: l.id,
+    client: clientOf(l),
+    opened_at: l.openedAt,
+    idle_ms: Math.max(0, Math.round(l.clock.now() - l.lastActive)),
+    bytes_upstream: l.bytesUpstream,
+    bytes_downstream: l.bytesDownstream,
+    toxics: [...l.applied.keys()].map(f => f.name),
+    state: l.state,
+  }))
+}
