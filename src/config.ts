@@ -4,12 +4,13 @@
 // config has its defaults filled in and is deeply frozen. applyConfig brings a registry to it.
 import { readFile, writeFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
+import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { Behavior } from './behavior.js'
 import { attributeSchema, type FaultStream } from './fault.js'
+import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import { parseAddress } from './proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
-import { ConfigInvalidError, ConfigReadError } from './errors.js'
+import { ConfigInvalidError, ConfigReadError, type CoquinError } from './errors.js'
 
 export const SCHEMA_ID = 'urn:coquin:config'
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -29,6 +30,7 @@ export interface ProxyConfig extends ProxySpec {
   readonly upstream: string
   readonly enabled: boolean
   readonly protocol: 'tcp' | 'http'
+  readonly header_faults: boolean
   readonly toxics: readonly ToxicConfig[]
 }
 
@@ -42,6 +44,8 @@ export interface Settings {
 export interface Config {
   readonly file: string
   readonly proxies: readonly ProxyConfig[]
+  /** Partitions cut when the config is applied (src/partition.ts); times in ms. Absent when none. */
+  readonly partitions?: readonly PartitionConfig[]
   readonly settings: Settings
 }
 
@@ -98,6 +102,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
     properties: {
       $schema: { type: 'string', description: 'this schema, for editors' },
       proxies: { type: 'array', items: { $ref: '#/definitions/proxy' } },
+      partitions: { type: 'array', items: { $ref: '#/definitions/partition' }, description: 'partitions cut when the config is applied' },
       settings: { $ref: '#/definitions/settings' },
     },
     definitions: {
@@ -111,6 +116,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
           upstream: address('where it forwards each connection'),
           enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
           protocol: { enum: ['tcp', 'http'], default: 'tcp', description: 'http: faults act per request' },
+          header_faults: { type: 'boolean', default: false, description: 'http: honour x-coquin-fault-* request headers (Envoy style)' },
           toxics: { type: 'array', default: [], items: { $ref: '#/definitions/toxic' }, description: 'faults on this proxy' },
         },
       },
@@ -120,6 +126,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
         discriminator: { propertyName: 'type' },
         oneOf: behaviors.map(toxicSchema),
       },
+      partition: { ...partitionSchema(), description: 'a named cut of the paths through some proxies (src/partition.ts)' },
       settings: {
         type: 'object',
         additionalProperties: false,
@@ -185,8 +192,12 @@ function pointerSegments(pointer: string): Segment[] {
 const describe = (v: unknown) =>
   v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? `string ${JSON.stringify(v)}` : typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`
 
-class Locator {
-  constructor(readonly file: string, readonly doc: Document, readonly lines: LineCounter, readonly prefix: Segment[]) {}
+/** An issue before sorting: `offset` in the text orders the issues. */
+export type Issue = ConfigIssue & { offset: number }
+
+/** Maps a path in checked data to its node, line and column in the YAML text (line 0: no text, as for an API body). */
+export class Locator {
+  constructor(readonly file: string, readonly doc: Document, readonly lines: LineCounter | null, readonly prefix: Segment[]) {}
 
   /** The deepest node on the path (a missing or aliased tail falls back to its nearest ancestor). */
   node(path: readonly Segment[]): Node | null {
@@ -206,9 +217,9 @@ class Locator {
     return pair?.key && (pair.key as Node).range ? pair.key : null
   }
 
-  issue(node: Node | null, path: readonly Segment[], message: string): ConfigIssue & { offset: number } {
+  issue(node: Node | null, path: readonly Segment[], message: string): Issue {
     const offset = node?.range?.[0] ?? 0
-    const { line, col } = this.lines.linePos(offset)
+    const { line, col } = this.lines ? this.lines.linePos(offset) : { line: 0, col: 0 }
     return { file: this.file, line, column: col, path: formatPath(this.docPath(path)), message, offset }
   }
 
@@ -216,9 +227,14 @@ class Locator {
   docPath(path: readonly Segment[]): Segment[] {
     return this.prefix.length && path[0] === this.prefix[0] ? path.slice(1) : [...path]
   }
+
+  /** An issue at the node of `path`, or of its nearest ancestor present in the text. */
+  at(path: readonly Segment[], message: string): Issue {
+    return this.issue(this.node(path), path, message)
+  }
 }
 
-function ajvIssue(loc: Locator, e: ErrorObject, behaviors: readonly Behavior[]): ConfigIssue & { offset: number } {
+export function ajvIssue(loc: Locator, e: ErrorObject, behaviors: readonly Behavior[]): Issue {
   const path = pointerSegments(e.instancePath)
   const p = e.params as Record<string, unknown>
   switch (e.keyword) {
@@ -238,12 +254,19 @@ function ajvIssue(loc: Locator, e: ErrorObject, behaviors: readonly Behavior[]):
       }
       return loc.issue(where, [...path, tag], p.tagValue === undefined ? 'missing required field' : `must be string, not ${describe(p.tagValue)}`)
     }
-    case 'type':
-      return loc.issue(loc.node(path), path, `must be ${String(p.type)}, not ${describe(e.data)}`)
+    case 'type': {
+      const s = e.parentSchema as { pattern?: unknown; title?: unknown } | undefined   // a time: "must be a time: …"
+      const what = s?.pattern !== undefined && typeof s.title === 'string' ? s.title : String(p.type)
+      return loc.issue(loc.node(path), path, `must be ${what}, not ${describe(e.data)}`)
+    }
     case 'enum':
       return loc.issue(loc.node(path), path, `must be one of ${(p.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}, not ${describe(e.data)}`)
     case 'const':
       return loc.issue(loc.node(path), path, `must be ${JSON.stringify(p.allowedValue)}`)
+    case 'pattern': {
+      const title = (e.parentSchema as { title?: unknown } | undefined)?.title
+      return loc.issue(loc.node(path), path, `must be ${typeof title === 'string' ? title : `like ${String(p.pattern)}`}, not ${describe(e.data)}`)
+    }
     default:
       return loc.issue(loc.node(path), path, e.message ?? 'invalid')
   }
@@ -327,10 +350,65 @@ function deepFreeze<T>(v: T): T {
   return v
 }
 
-function fail(issues: (ConfigIssue & { offset: number })[]): never {
+/** Throws one error (ConfigInvalidError unless told) listing every issue, `file:line:column: field: problem` each. */
+export function fail(issues: Issue[], E: new (detail: string) => CoquinError = ConfigInvalidError): never {
   const sorted = issues.sort((a, b) => a.offset - b.offset).map(({ offset: _, ...i }) => i)
-  const err = new ConfigInvalidError(sorted.map(i => `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n'))
+  const where = (i: ConfigIssue) => (i.line > 0 ? `${i.file}:${i.line}:${i.column}` : i.file)
+  const err = new E(sorted.map(i => `${where(i)}: ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n'))
   throw Object.assign(err, { issues: sorted })
+}
+
+export interface CheckOptions {
+  /** The compiled schema (with defaults: they are filled in). */
+  validate: ValidateFunction
+  behaviors: readonly Behavior[]
+  /** What the schema cannot say; runs even when the schema found issues, so all are reported at once. */
+  cross?: (loc: Locator, data: unknown) => Issue[]
+  /** The error thrown (default ConfigInvalidError). */
+  error?: new (detail: string) => CoquinError
+}
+
+/** Checks a value against a schema and `cross`: every issue at once, each mapped through `loc`. */
+export function checkWith(loc: Locator, data: unknown, opts: CheckOptions): void {
+  const { validate, behaviors } = opts
+  const issues: Issue[] = []
+  if (!validate(data)) {
+    // A missing `type` is reported by both `required` and the discriminator: keep one line each.
+    const seen = new Set<string>()
+    for (const i of (validate.errors ?? []).map(e => ajvIssue(loc, e, behaviors))) {
+      const key = `${i.offset} ${i.path} ${i.message}`
+      if (!seen.has(key)) { seen.add(key); issues.push(i) }
+    }
+  }
+  if (opts.cross) issues.push(...opts.cross(loc, data))
+  if (issues.length > 0) fail(issues, opts.error)
+}
+
+/**
+ * YAML (or JSON) text → its value and a Locator for it; syntax errors and alias bombs are thrown as
+ * issues with their line and column. The machinery of configs and scenarios (src/scenario.ts).
+ */
+export function readYaml(file: string, text: string, E: new (detail: string) => CoquinError = ConfigInvalidError): { raw: unknown; doc: Document; lines: LineCounter } {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    fail(doc.errors.map(e => {
+      const { line, col } = lines.linePos(e.pos[0])
+      return { file, line, column: col, path: '', message: e.message, offset: e.pos[0] }
+    }), E)
+  }
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 })
+  } catch (err) { // an alias bomb: "Excessive alias count indicates a resource exhaustion attack"
+    fail([{ file, line: 1, column: 1, path: '', message: (err as Error).message, offset: 0 }], E)
+  }
+  return { raw, doc, lines }
+}
+
+/** A Locator for a value that came without text (an API body): issues name the field, not a line. */
+export function valueLocator(label: string, value: unknown): Locator {
+  return new Locator(label, new YamlDocument(value), null, [])
 }
 
 /**
@@ -355,47 +433,54 @@ export async function loadConfig(file: string, behaviors: readonly Behavior[]): 
 
 /** loadConfig on text already read; `file` is only used in messages. */
 export function parseConfig(file: string, text: string, behaviors: readonly Behavior[]): Config {
-  const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
-  if (doc.errors.length > 0) {
-    fail(doc.errors.map(e => {
-      const { line, col } = lines.linePos(e.pos[0])
-      return { file, line, column: col, path: '', message: e.message, offset: e.pos[0] }
-    }))
-  }
-  let raw: unknown
-  try {
-    raw = doc.toJS({ maxAliasCount: 1000 })
-  } catch (err) { // an alias bomb: "Excessive alias count indicates a resource exhaustion attack"
-    fail([{ file, line: 1, column: 1, path: '', message: (err as Error).message, offset: 0 }])
-  }
+  const { raw, doc, lines } = readYaml(file, text)
   const toxiproxy = Array.isArray(raw)
   const data = toxiproxy ? { proxies: raw } : raw
   const loc = new Locator(file, doc, lines, toxiproxy ? ['proxies'] : [])
-  const validate = validator(behaviors)
-  const issues: (ConfigIssue & { offset: number })[] = []
-  if (!validate(data)) {
-    // A missing `type` is reported by both `required` and the discriminator: keep one line each.
-    const seen = new Set<string>()
-    for (const i of (validate.errors ?? []).map(e => ajvIssue(loc, e, behaviors))) {
-      const key = `${i.offset} ${i.path} ${i.message}`
-      if (!seen.has(key)) { seen.add(key); issues.push(i) }
-    }
-  }
-  issues.push(...crossChecks(loc, data, behaviors))
-  if (issues.length > 0) fail(issues)
-  const checked = data as { proxies: ProxyConfig[]; settings?: Settings; $schema?: string }
+  checkWith(loc, data, {
+    validate: validator(behaviors), behaviors,
+    cross: (loc, data) => [...crossChecks(loc, data, behaviors), ...partitionChecks(loc, data)],
+  })
+  const checked = data as { proxies: ProxyConfig[]; partitions?: PartitionSpec[]; settings?: Settings; $schema?: string }
   for (const p of checked.proxies) {
     for (const t of p.toxics) {
       if (t.name === undefined) (t as { name: string }).name = `${t.type}_${t.stream}`
     }
   }
-  return deepFreeze({ file, proxies: checked.proxies, settings: checked.settings ?? {} })
+  const partitions = checked.partitions?.map(normalizePartition)
+  return deepFreeze({ file, proxies: checked.proxies, ...(partitions ? { partitions } : {}), settings: checked.settings ?? {} })
+}
+
+/** Partitions: names given twice, proxies the config does not declare, bad CIDRs and zero times. */
+function partitionChecks(loc: Locator, data: unknown): Issue[] {
+  const list = (data as { partitions?: unknown } | null)?.partitions
+  if (!Array.isArray(list)) return []
+  const issues: Issue[] = []
+  const proxies = (data as { proxies?: unknown }).proxies
+  const declared = new Set(Array.isArray(proxies) ? proxies.map(p => (p as { name?: unknown } | null)?.name) : [])
+  const names = new Map<string, number>()
+  list.forEach((p: Record<string, unknown> | null, i) => {
+    if (typeof p !== 'object' || p === null) return
+    const here: Segment[] = ['partitions', i]
+    if (typeof p.name === 'string') {
+      const first = names.get(p.name)
+      if (first !== undefined) issues.push(loc.at([...here, 'name'], `partition name ${JSON.stringify(p.name)} given twice (first at line ${loc.at(['partitions', first, 'name'], '').line})`))
+      else names.set(p.name, i)
+    }
+    if (Array.isArray(p.proxies)) {
+      p.proxies.forEach((name, j) => {
+        if (typeof name === 'string' && !declared.has(name)) issues.push(loc.at([...here, 'proxies', j], `no proxy named ${JSON.stringify(name)} in this config`))
+      })
+    }
+    for (const problem of partitionProblems(p)) issues.push(loc.at([...here, ...problem.path], problem.message))
+  })
+  return issues
 }
 
 // Applying --------------------------------------------------------------------------------------
 
-const same = (a: unknown, b: unknown): boolean => {
+/** Deep equality of plain JSON values. */
+export const same = (a: unknown, b: unknown): boolean => {
   if (a === b) return true
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
   const ka = Object.keys(a), kb = Object.keys(b)
@@ -406,7 +491,7 @@ const same = (a: unknown, b: unknown): boolean => {
  * Brings the registry to the config's state, touching only what differs: proxies are created,
  * deleted, updated (a changed protocol recreates the proxy) and their faults added, removed or
  * updated by name (a changed type or stream replaces the fault). Links of an unchanged proxy, and
- * under an unchanged fault, are left alone. Every spec is checked first; then each proxy is brought
+ * under an unchanged fault, are left alone; so are unchanged partitions. Every spec is checked first; then each proxy is brought
  * up to date in turn and, if any fails (a port in use), the others are still applied and the first
  * error is thrown with `failures: { proxy, error }[]`.
  */
@@ -436,6 +521,7 @@ export async function applyConfig(registry: Registry, config: Config): Promise<v
       if (proxy.listen !== spec.listen || proxy.upstream !== spec.upstream || proxy.enabled !== spec.enabled) {
         await proxy.update({ listen: spec.listen, upstream: spec.upstream, enabled: spec.enabled })
       }
+      proxy.headerFaults = spec.header_faults
       const next = new Map(spec.toxics.map(t => [t.name, registry.makeFault(t)]))
       for (const f of [...proxy.faults]) {
         const n = next.get(f.name)
@@ -447,6 +533,16 @@ export async function applyConfig(registry: Registry, config: Config): Promise<v
         else if (f.toxicity !== n.toxicity || !same(f.attributes, n.attributes)) proxy.updateFault(n.name, n.attributes, n.toxicity)
       }
     })
+  }
+  // Partitions: one not in the config is healed, a changed one cut anew, a missing one cut (a proxy
+  // that failed to start is cut when it is created). One that healed by its duration is cut again.
+  const cuts = new Map((config.partitions ?? []).map(p => [p.name, p]))
+  for (const p of registry.partitions.list()) {
+    const w = cuts.get(p.name)
+    if (!w || !same(p.config, w)) registry.partitions.heal(p.name)
+  }
+  for (const w of cuts.values()) {
+    if (!registry.partitions.has(w.name)) await step(`partition:${w.name}`, () => { registry.partitions.cut(w, { allowMissing: true }) })
   }
   if (failures.length > 0) throw Object.assign(failures[0]!.error as Error, { failures })
 }

@@ -44,3 +44,9 @@ export const MethodNotAllowedError = define('COQUIN_ERR_METHOD_NOT_ALLOWED', 405
 export const ApiTimeoutError = define('COQUIN_ERR_API_TIMEOUT', 503, (ms: number) => `request not handled within ${ms} ms`)
 /** Anything thrown that is not a CoquinError: a bug, answered as a 500 and logged at error. */
 export const InternalError = define('COQUIN_ERR_INTERNAL', 500, (detail: string) => detail)
+
+// Partitions (src/partition.ts) and scenarios (src/scenario.ts).
+export const PartitionNotFoundError = define('COQUIN_ERR_PARTITION_NOT_FOUND', 404, (name: string) => `partition not found: ${name}`)
+export const PartitionExistsError = define('COQUIN_ERR_PARTITION_EXISTS', 409, (name: string) => `partition already exists: ${name}`)
+export const ScenarioInvalidError = define('COQUIN_ERR_SCENARIO_INVALID', 400, (detail: string) => detail)
+export const ScenarioNotFoundError = define('COQUIN_ERR_SCENARIO_NOT_FOUND', 404, (id: string) => `scenario not found: ${id}`)

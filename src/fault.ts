@@ -98,6 +98,8 @@ export class Fault {
   hits = 0
   /** Per-fault state of HTTP behaviors (token buckets…), from `behavior.init`; shared by all links. */
   state: unknown
+  /** Limits the fault to links from some client addresses (a partition's `clients`): checked before the draw. */
+  only: ((clientAddress: string) => boolean) | undefined = undefined
   constructor(
     readonly name: string,
     readonly type: string,

@@ -8,6 +8,7 @@ import type { Logger } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
 import type { LinkView, Sink, Stage, Stream } from './behavior.js'
+import { createHttpStages, type HttpLinkView } from './http/index.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
 export const HIGH_WATER = 512 * 1024
@@ -23,6 +24,12 @@ export interface LinkOwner {
   readonly random: Random
   readonly observer: Observer
   readonly faults: readonly Fault[]
+  /** The faults of partitions cutting this proxy (src/partition.ts): decided after `faults`, never listed. */
+  readonly cuts?: readonly Fault[]
+  /** `http`: the HTTP stages (src/http) head both chains for the link's life. */
+  readonly protocol?: 'tcp' | 'http'
+  /** HTTP mode: honour x-coquin-fault-* request headers (the proxy's `header_faults`); read per request. */
+  readonly headerFaults?: boolean
   upstreamTarget(): { host: string; port: number }
   linkClosed(link: Link): void
 }
@@ -48,6 +55,10 @@ class Node implements Sink {
 class Direction {
   readonly nodes: Node[] = []
   head: Sink | null = null
+  /** HTTP mode: the HTTP stage, first on the chain for the link's life; faults' stages follow it. */
+  fixed: Stage | null = null
+  /** Where the fixed stage hands on: the first fault's stage, or the destination. */
+  readonly rest: Sink = { write: c => (this.head ?? this.sink).write(c), end: () => (this.head ?? this.sink).end() }
   bytes = 0
   readonly sink: Sink
   constructor(readonly link: Link, readonly name: Stream, readonly src: net.Socket, readonly dst: net.Socket) {
@@ -60,7 +71,7 @@ class Direction {
   readonly onData = (chunk: Buffer): void => {
     this.bytes += chunk.length
     this.link.lastActive = this.link.clock.now()
-    const head = this.head
+    const head = this.fixed ?? this.head
     if (head === null) {
       if (!this.dst.write(chunk)) this.src.pause()
       return
@@ -69,17 +80,17 @@ class Direction {
     this.check()
   }
 
-  readonly onEnd = (): void => { (this.head ?? this.sink).end() }
+  readonly onEnd = (): void => { (this.fixed ?? this.head ?? this.sink).end() }
 
   readonly onDrain = (): void => {
-    if (this.head === null) this.src.resume()
+    if (this.fixed === null && this.head === null) this.src.resume()
     else this.check()
   }
 
   /** Pause the source while held + buffered bytes pass the mark; resume once they fall below. */
   check(): void {
     if (this.link.closed) return
-    let total = this.dst.writableLength
+    let total = this.dst.writableLength + (this.fixed?.held ?? 0)
     for (const n of this.nodes) total += n.stage.held
     if (total > HIGH_WATER) this.src.pause()
     else if (total <= LOW_WATER && this.src.isPaused() && this.dst.writableLength < this.dst.writableHighWaterMark) this.src.resume()
@@ -128,6 +139,8 @@ class Direction {
   }
 
   destroyStages(): void {
+    this.fixed?.destroy()
+    this.fixed = null
     for (const n of this.nodes.splice(0)) n.stage.destroy()
     this.head = null
   }
@@ -171,6 +184,40 @@ export class Link {
     this.upstream.on('end', () => { this.#firstEnd ??= 'upstream_close'; this.down.onEnd() })
     client.on('drain', this.down.onDrain)
     this.upstream.on('drain', this.up.onDrain)
+    if (owner.protocol === 'http') {
+      const http = createHttpStages(this.#httpView(), () => owner.faults,
+        { upstream: this.up.rest, downstream: this.down.rest }, { headerFaults: () => owner.headerFaults ?? false })
+      this.up.fixed = http.upstream
+      this.down.fixed = http.downstream
+    }
+  }
+
+  /** Hand on what every fault's stage holds, now (HTTP mode, before closing right after a response). */
+  #flushStages(): void {
+    for (const dir of [this.up, this.down]) for (const n of [...dir.nodes]) if (!this.closed) n.stage.flush?.('update')
+  }
+
+  #httpView(): HttpLinkView {
+    const proxy = this.owner.name
+    const observer = this.owner.observer
+    let fellBack = false
+    return {
+      id: this.id,
+      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
+      log: this.log,
+      clock: this.clock,
+      random: this.owner.random,
+      // after a response: what the faults' stages hold of it goes out first
+      reset: reason => { this.#flushStages(); this.reset(reason) },
+      close: reason => { this.#flushStages(); this.close(reason) },
+      applied: (fault, request) => observer.faultApplied(proxy, fault, this, request),
+      fallback: reason => {
+        if (fellBack) return
+        fellBack = true
+        this.log.debug({ link: this.id, reason }, 'http link fell back to tcp')
+      },
+      exchanged: e => observer.httpRequest?.(proxy, this, e),
+    }
   }
 
   get closed(): boolean { return this.state === 'closed' }
@@ -179,11 +226,11 @@ export class Link {
   start(): void {
     this.owner.observer.linkOpened(this.owner.name, this)
     let delay = 0
-    for (const f of this.owner.faults) {
+    for (const list of [this.owner.faults, this.owner.cuts ?? []]) for (const f of list) {
       const b = f.behavior
       if (b.connect) {
         const act = b.connect(f.attributes, this.owner.random)
-        if (act.action === 'pass' || !f.decide(this.owner.random)) continue
+        if (act.action === 'pass' || !this.#hits(f)) continue
         this.owner.observer.faultApplied(this.owner.name, f, this)
         if (act.action === 'refuse') { this.reset(f.type); return }
         if (act.action === 'hang') { this.#hang(f); return }
@@ -200,7 +247,7 @@ export class Link {
   /** Draw a fault for this link and, if it hits, put its stages on the chain. */
   apply(fault: Fault): void {
     if (this.closed || this.state === 'silenced' || this.applied.has(fault) || !fault.behavior.stage) return
-    if (!fault.decide(this.owner.random)) return
+    if (!this.#hits(fault)) return
     const nodes: Node[] = []
     for (const dir of [this.up, this.down]) {
       if (!fault.appliesTo(dir.name)) continue
@@ -232,9 +279,14 @@ export class Link {
     const nodes = this.applied.get(fault)
     if (!nodes) return
     this.applied.delete(fault)
-    if (this.state === 'hanging') { this.close(fault.type); return }
+    if (this.state === 'hanging' && nodes.length === 0) { this.close(fault.type); return }   // the hang itself went
     if (this.state === 'silenced') return
     for (const n of nodes) if (!this.closed) this.#directionOf(n).remove(n)
+  }
+
+  /** Whether a fault hits this link: its client filter (partitions' `clients`), then its draw. */
+  #hits(fault: Fault): boolean {
+    return (fault.only === undefined || fault.only(this.client.remoteAddress ?? '')) && fault.decide(this.owner.random)
   }
 
   #directionOf(node: Node): Direction { return this.up.nodes.includes(node) ? this.up : this.down }

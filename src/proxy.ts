@@ -8,7 +8,7 @@ import { Link, type LinkOwner } from './link.js'
 import type { Logger, ThrottledLog } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
-import { InvalidAddressError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
+import { InvalidAddressError, InvalidRequestError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
 
 export interface HostPort { host: string; port: number }
 
@@ -33,6 +33,8 @@ export interface ProxyOptions {
   upstream: string
   enabled?: boolean
   protocol?: 'tcp' | 'http'
+  /** HTTP mode: honour `x-coquin-fault-*` request headers (Envoy style). */
+  header_faults?: boolean
 }
 
 export interface ProxyContext {
@@ -49,8 +51,11 @@ export class Proxy implements LinkOwner {
   upstream: string
   enabled: boolean
   protocol: 'tcp' | 'http'
+  headerFaults: boolean
   readonly links = new Set<Link>()
   readonly faults: Fault[] = []
+  /** The faults of the partitions cutting this proxy now (src/partition.ts): never listed as toxics. */
+  readonly cuts: Fault[] = []
   readonly log: Logger
   readonly clock: Clock
   readonly random: Random
@@ -70,6 +75,7 @@ export class Proxy implements LinkOwner {
     this.upstream = opts.upstream
     this.enabled = opts.enabled ?? true
     this.protocol = opts.protocol ?? 'tcp'
+    this.headerFaults = opts.header_faults ?? false
     this.log = ctx.log.child({ proxy: opts.name })
     this.clock = ctx.clock
     this.random = ctx.random
@@ -169,6 +175,10 @@ export class Proxy implements LinkOwner {
   /** Adds a checked fault (see Catalog.normalize); open links draw for it at once. */
   addFault(f: Fault): Fault {
     if (this.faults.some(t => t.name === f.name)) throw new ToxicExistsError()
+    const protocols = f.behavior.protocols
+    if (protocols && !protocols.includes(this.protocol)) {
+      throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${this.protocol}`)
+    }
     this.faults.push(f)
     for (const link of this.links) link.apply(f)
     this.log.info({ toxic: f.name, type: f.type, stream: f.stream, toxicity: f.toxicity, attributes: f.attributes }, 'toxic added')
@@ -199,6 +209,21 @@ export class Proxy implements LinkOwner {
     for (const f of [...this.faults]) this.removeFault(f.name)
   }
 
+  /** A partition cuts this proxy: open links draw for its fault at once, new links after their faults. */
+  addCut(f: Fault): void {
+    if (this.cuts.includes(f)) return
+    this.cuts.push(f)
+    for (const link of [...this.links]) link.apply(f)
+  }
+
+  /** A partition heals: its stages leave the links (a blackhole passes on the FIN it held back). */
+  removeCut(f: Fault): void {
+    const i = this.cuts.indexOf(f)
+    if (i < 0) return
+    this.cuts.splice(i, 1)
+    for (const link of [...this.links]) link.unapply(f)
+  }
+
   /** Toxiproxy's order: upstream faults first, then downstream; `both` once, with the upstream ones. */
   toxicsJSON() {
     const rank = (f: Fault) => (f.stream === 'downstream' ? 1 : 0)
@@ -208,7 +233,8 @@ export class Proxy implements LinkOwner {
   toJSON() {
     return {
       name: this.name, listen: this.address, upstream: this.upstream, enabled: this.enabled,
-      protocol: this.protocol, toxics: this.toxicsJSON(),
+      protocol: this.protocol, ...(this.protocol === 'http' ? { header_faults: this.headerFaults } : {}),
+      toxics: this.toxicsJSON(),
     }
   }
 }

@@ -7,6 +7,8 @@ import { silentLogger, throttledLog, type Logger, type ThrottledLog } from './lo
 import { nullObserver, type Observer } from './observer.js'
 import { Proxy } from './proxy.js'
 import { hashString, randomSeed, seededRandom } from './random.js'
+import { Partitions } from './partition.js'
+import { Scenarios } from './scenario.js'
 import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
 
 export interface RegistryOptions {
@@ -23,6 +25,7 @@ export interface ProxySpec {
   upstream?: unknown
   enabled?: unknown
   protocol?: unknown
+  header_faults?: unknown
   toxics?: unknown
 }
 
@@ -34,6 +37,10 @@ export class Registry {
   readonly clock: Clock
   readonly observer: Observer
   readonly warn: ThrottledLog
+  /** Named cuts of the paths through proxies; they outlive a proxy's re-creation under the same name. */
+  readonly partitions: Partitions
+  /** Timelines running against this registry (src/scenario.ts). */
+  readonly scenarios: Scenarios
 
   constructor(opts: RegistryOptions) {
     this.catalog = new Catalog(opts.behaviors)
@@ -42,6 +49,8 @@ export class Registry {
     this.clock = opts.clock ?? realClock
     this.observer = opts.observer ?? nullObserver
     this.warn = throttledLog(this.log, this.clock)
+    this.partitions = new Partitions(this)
+    this.scenarios = new Scenarios(this)
   }
 
   get(name: string): Proxy {
@@ -57,7 +66,7 @@ export class Registry {
   }
 
   /** Checks a proxy spec and its faults without touching anything: all or nothing. */
-  check(spec: ProxySpec, where = ''): { name: string; listen: string; upstream: string; enabled: boolean; protocol: 'tcp' | 'http'; faults: Fault[] } {
+  check(spec: ProxySpec, where = ''): { name: string; listen: string; upstream: string; enabled: boolean; protocol: 'tcp' | 'http'; header_faults: boolean; faults: Fault[] } {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidRequestError(`proxy must be an object${where}`)
     if (typeof spec.name !== 'string' || spec.name === '') throw new InvalidRequestError(`missing required field: name${where}`)
     if (typeof spec.upstream !== 'string' || spec.upstream === '') throw new InvalidRequestError(`missing required field: upstream${where}`)
@@ -66,6 +75,8 @@ export class Registry {
     if (spec.enabled !== undefined && spec.enabled !== null && typeof spec.enabled !== 'boolean') throw new InvalidRequestError(`enabled must be a boolean${where}`)
     const protocol = spec.protocol ?? 'tcp'
     if (protocol !== 'tcp' && protocol !== 'http') throw new InvalidRequestError(`protocol must be tcp or http${where}`)
+    const headerFaults = spec.header_faults ?? false
+    if (typeof headerFaults !== 'boolean') throw new InvalidRequestError(`header_faults must be a boolean${where}`)
     const toxics = spec.toxics ?? []
     if (!Array.isArray(toxics)) throw new InvalidRequestError(`toxics must be a list${where}`)
     const faults = toxics.map(t => this.makeFault(t as FaultSpec))
@@ -74,7 +85,13 @@ export class Registry {
       if (names.has(f.name)) throw new InvalidRequestError(`toxic ${f.name} given twice${where}`)
       names.add(f.name)
     }
-    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, faults }
+    for (const f of faults) {
+      const protocols = f.behavior.protocols
+      if (protocols && !protocols.includes(protocol)) {
+        throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}${where}`)
+      }
+    }
+    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, faults }
   }
 
   /** Creates and starts a proxy with its faults, atomically: on any error nothing is left behind. */
@@ -86,6 +103,7 @@ export class Registry {
       random: seededRandom(this.seed ^ hashString(c.name)),
     })
     for (const f of c.faults) proxy.addFault(f)
+    this.partitions.attach(proxy)
     this.proxies.set(c.name, proxy)
     try {
       await proxy.start()
@@ -124,8 +142,13 @@ export class Registry {
     return out
   }
 
-  /** Toxiproxy's reset: enable every proxy and remove every fault. */
+  /**
+   * Toxiproxy's reset: enable every proxy and remove every fault. coquin's: heal every partition too,
+   * and stop running scenarios without undoing them (there is nothing left to undo to).
+   */
   async reset(): Promise<void> {
+    this.scenarios.cancelAll()
+    this.partitions.healAll()
     for (const p of this.proxies.values()) {
       p.removeAllFaults()
       await p.setEnabled(true)
@@ -147,6 +170,8 @@ export class Registry {
   }
 
   async close(): Promise<void> {
+    this.scenarios.cancelAll()
+    this.partitions.healAll()
     await Promise.all([...this.proxies.values()].map(p => p.stop('shutdown')))
     this.proxies.clear()
   }

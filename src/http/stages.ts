@@ -23,38 +23,44 @@ export interface HttpLinkView {
   reset(reason: string): void
   /** FIN both sides once what was written is flushed; what comes in after is discarded. */
   close(reason: string): void
-  /** Count a hit of this fault (coquin_faults_applied_total, the journal). */
-  applied(fault: Fault): void
+  /** Count a hit of this fault on the request with this index (coquin_faults_applied_total, the journal). */
+  applied(fault: Fault, request: number): void
   /** The link can no longer be framed and is plain TCP from now on: count it, log it once. */
   fallback(reason: string): void
   /** Optional, for the journal and metrics: one call per request whose response was sent (not per chunk). */
   exchanged?(e: HttpExchangeEvent): void
 }
 
-/** One request and its response, once the response was sent (or cut). */
+/** One request and its response, once the response was sent (or cut): the observer's HttpRequestInfo. */
 export interface HttpExchangeEvent {
+  /** 0-based place of the request on its link. */
   readonly index: number
   readonly method: string
+  /** The request-target's path, without the query. */
+  readonly path: string
+  /** The request-target as sent. */
   readonly target: string
   /** The final status; 0 if the response was cut before its head. */
   readonly status: number
   /** `coquin`: answered by a fault without reaching the upstream. */
-  readonly by: 'upstream' | 'coquin'
-  /** What the faults did to it (action names), empty if nothing. */
+  readonly source: 'upstream' | 'coquin'
+  /** From the request's head read to its response sent (or cut), in ms of the link's clock. */
+  readonly latencyMs: number
+  /** Names of the faults that acted on it (empty if none). */
   readonly faults: readonly string[]
 }
 
 export interface HttpStageOptions {
-  /** Honour x-coquin-fault-status / -delay / -abort request headers (the proxy's `header_faults`). */
-  headerFaults?: boolean
+  /** Honour x-coquin-fault-status / -delay / -abort request headers (the proxy's `header_faults`); read per request. */
+  headerFaults?: boolean | (() => boolean)
 }
 
 /** The request headers of caller-chosen faults (Envoy style). */
 export const HEADER_FAULT_PREFIX = 'x-coquin-fault-'
 
 interface Plan {
-  /** The types of the faults that hit, in order. */
-  types: string[]
+  /** The names of the faults that hit, in order. */
+  names: string[]
   respond: { status: number; headers: Readonly<Record<string, string>>; body: string; fault: string; name: string } | null
   delayRequest: number
   delayHead: number
@@ -68,6 +74,8 @@ interface Plan {
 interface Exchange {
   readonly head: RequestHead
   readonly index: number
+  /** Clock time its head was read. */
+  readonly at: number
   readonly plan: Plan | null
   /** coquin answers it: the request is not forwarded. */
   readonly synthetic: SyntheticResponse | null
@@ -82,12 +90,12 @@ interface Exchange {
 }
 
 const newPlan = (): Plan => ({
-  types: [],
+  names: [],
   respond: null, delayRequest: 0, delayHead: 0, delayBody: 0, abort: null, close: null, request: undefined, response: undefined,
 })
 
 function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void {
-  if (!plan.types.includes(fault)) plan.types.push(fault)
+  if (!plan.names.includes(name)) plan.names.push(name)
   switch (a.action) {
     case 'respond':
       plan.respond ??= { status: a.status, headers: a.headers ?? {}, body: a.body ?? '', fault, name }
@@ -106,23 +114,30 @@ function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void
   }
 }
 
-/** The path and decoded query of a request-target (origin, absolute, authority or asterisk form). */
-export function splitTarget(method: string, target: string): { path: string; query: Record<string, string> } {
+/** The path of a request-target (origin, absolute, authority or asterisk form), without query or fragment. */
+export function pathOf(method: string, target: string): string {
+  if (method === 'CONNECT') return ''
   let rest = target
-  if (method === 'CONNECT') return { path: '', query: {} }
   if (!rest.startsWith('/')) {
     const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(rest)
-    if (!scheme) return { path: rest, query: {} }
+    if (!scheme) return rest
     rest = rest.slice(scheme[0].length)
     if (!rest.startsWith('/')) rest = '/' + rest
   }
-  const hash = rest.indexOf('#')
-  if (hash >= 0) rest = rest.slice(0, hash)
-  const q = rest.indexOf('?')
-  if (q < 0) return { path: rest, query: {} }
+  const end = rest.search(/[?#]/)
+  return end < 0 ? rest : rest.slice(0, end)
+}
+
+/** The path and decoded query of a request-target (the first value of a repeated name). */
+export function splitTarget(method: string, target: string): { path: string; query: Record<string, string> } {
+  const path = pathOf(method, target)
   const query: Record<string, string> = Object.create(null) as Record<string, string>
-  for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) if (!(k in query)) query[k] = v
-  return { path: rest.slice(0, q), query }
+  const q = method === 'CONNECT' ? -1 : target.indexOf('?')
+  if (q >= 0) {
+    const hash = target.indexOf('#', q)
+    for (const [k, v] of new URLSearchParams(target.slice(q + 1, hash < 0 ? undefined : hash))) if (!(k in query)) query[k] = v
+  }
+  return { path, query }
 }
 
 function toRequest(h: RequestHead, link: HttpLinkView, index: number): HttpRequest {
@@ -197,14 +212,14 @@ class HttpLayer {
           status: r.status, headers: { ...r.headers, 'X-Coquin-Fault': r.name }, body: r.body, method: req.method,
           close: closeAfter, keepAlive10: req.version === '1.0' && req.keepAlive, edit: plan.response,
         })
-        const ex: Exchange = { head: req, index, plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
+        const ex: Exchange = { head: req, index, at: this.link.clock.now(), plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
         this.exchanges.push(ex)
         this.#current = ex
         if (req.expectContinue) this.#ready(ex)             // the client may wait for us before its body
         this.#pump()
         return
       }
-      const ex: Exchange = { head: req, index, plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
+      const ex: Exchange = { head: req, index, at: this.link.clock.now(), plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
       this.exchanges.push(ex)
       this.#current = ex
       if (plan === null) { this.upOut.write(raw); return }
@@ -235,7 +250,7 @@ class HttpLayer {
     let req: HttpRequest | undefined
     for (const f of this.faults()) {
       const b = f.behavior
-      if (!b.request) continue
+      if (!b.request || (f.only !== undefined && !f.only(this.link.client.address))) continue
       req ??= toRequest(h, this.link, index)
       if (!matcherOf(f.attributes)(req)) continue
       let a: HttpAction | null
@@ -246,10 +261,11 @@ class HttpLayer {
         continue
       }
       if (!a || !f.decide(this.link.random)) continue
-      this.link.applied(f)
+      this.link.applied(f, index)
       addAction(plan ??= newPlan(), a, f.type, f.name)
     }
-    if (this.opts.headerFaults) plan = this.#headerFaults(h, plan)
+    const hf = this.opts.headerFaults
+    if (hf === true || (typeof hf === 'function' && hf())) plan = this.#headerFaults(h, plan)
     return plan
   }
 
@@ -389,8 +405,14 @@ class HttpLayer {
     },
   }
 
-  #report(ex: Exchange, status: number, by: 'upstream' | 'coquin'): void {
-    this.link.exchanged?.({ index: ex.index, method: ex.head.method, target: ex.head.target, status, by, faults: ex.plan?.types ?? [] })
+  #report(ex: Exchange, status: number, source: 'upstream' | 'coquin'): void {
+    const report = this.link.exchanged
+    if (!report) return
+    const { method, target } = ex.head
+    report({
+      index: ex.index, method, path: pathOf(method, target), target, status, source,
+      latencyMs: this.link.clock.now() - ex.at, faults: ex.plan?.names ?? [],
+    })
   }
 
   /** Break the link at this point of the response stream; nothing more of it is passed on. */

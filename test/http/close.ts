@@ -1,6 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
-import { httpProxy, httpServer, rawClient, request, type Reply } from './harness.js'
+import { httpProxy, httpServer, rawClient, request, type Reply } from '../helpers/http-harness.js'
 import { until } from '../helpers/net.js'
 
 async function upstream(t: { teardown(fn: () => unknown): void }) {

@@ -3,7 +3,7 @@ import net from 'node:net'
 import http from 'node:http'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
-import { ManualClock, exchange, httpProxy, httpServer, rawClient, request } from './harness.js'
+import { ManualClock, exchange, httpProxy, httpServer, rawClient, request } from '../helpers/http-harness.js'
 import { until, within } from '../helpers/net.js'
 
 type T = { teardown(fn: () => unknown): void }
@@ -218,4 +218,34 @@ t.test('large bodies both ways pass byte-exact, with an HTTP fault present', asy
   })
   t.equal(r.got, `${size} ${want}`, 'the upload arrived byte-exact')
   t.equal(r.bytes, size, 'the download arrived whole')
+})
+
+t.test('backpressure: a delayed request holds at most about the high-water mark of its upload', async t => {
+  const clock = new ManualClock()
+  let received = 0
+  const server = await httpServer(t, (req, res) => { req.on('data', c => { received += c.length }); req.on('end', () => res.end(String(received))) })
+  const h = await httpProxy(t, server.port, { clock, faults: [{ type: 'http_delay', attributes: { delay: 1000 } }] })
+  const size = 32 << 20
+  const c = net.connect({ port: h.port, host: '127.0.0.1' })
+  t.teardown(() => c.destroy())
+  await once(c, 'connect')
+  const reply: Buffer[] = []
+  c.on('data', x => reply.push(x))
+  c.write(`PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`)
+  const block = Buffer.alloc(1 << 20, 7)
+  let sent = 0
+  const writer = (async () => {
+    while (sent < size) { sent += block.length; if (!c.write(block)) await once(c, 'drain') }
+  })()
+  await until(() => clock.pending === 1, 5000, 'the request held')
+  // the client pushes until the proxy pauses reading at the mark; more turns of the loop change nothing
+  await until(() => h.held() > 512 * 1024, 10_000, 'the mark')
+  for (let i = 0; i < 200; i++) await new Promise(r => setImmediate(r))
+  t.ok(h.held() <= 1 << 20, `held ${h.held()} bytes of a ${size}-byte upload`)
+  t.equal(received, 0, 'nothing forwarded yet')
+  t.ok(sent < size, 'the client is blocked by backpressure')
+  clock.advance(1000)
+  await writer
+  await until(() => Buffer.concat(reply).toString().endsWith(String(size)), 20_000, 'the response')
+  t.equal(received, size, 'all of it arrived once released')
 })

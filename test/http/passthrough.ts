@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync } from 'node:fs'
-import { exchange, httpProxy, httpServer, rawServer, request } from './harness.js'
+import { exchange, httpProxy, httpServer, rawServer, request } from '../helpers/http-harness.js'
 import { until, within } from '../helpers/net.js'
 import { seededRandom } from '../../src/random.js'
 

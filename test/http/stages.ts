@@ -2,8 +2,13 @@ import t from 'tap'
 import { createHttpStages, type HttpLinkView } from '../../src/http/stages.js'
 import { seededRandom, type Random } from '../../src/random.js'
 import { silentLogger } from '../../src/log.js'
-import { ManualClock, makeFault } from './harness.js'
+import { ManualClock, makeFault } from '../helpers/http-harness.js'
 import type { Fault, FaultSpec } from '../../src/fault.js'
+import type { HttpExchangeEvent } from '../../src/http/stages.js'
+import type { HttpRequestInfo } from '../../src/observer.js'
+
+// The layer's exchange event is what the observer's httpRequest takes: the link passes it straight on.
+void ((e: HttpExchangeEvent): HttpRequestInfo => e)
 
 const b = (s: string) => Buffer.from(s, 'latin1')
 
@@ -29,7 +34,7 @@ function run(faults: FaultSpec[], chunksUp: Buffer[], chunksDown: (forwarded: st
     id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock, random: seededRandom(5),
     reset: r => { events.push(`reset:${r}`) }, close: r => { events.push(`close:${r}`) },
     applied: f => { events.push(`hit:${f.name}`) }, fallback: r => { events.push(`fallback:${r}`) },
-    exchanged: e => { exchanges.push(`${e.index} ${e.method} ${e.target} ${e.status} ${e.by} ${e.faults.join('+')}`.trim()) },
+    exchanged: e => { exchanges.push(`${e.index} ${e.method} ${e.target} ${e.status} ${e.source} ${e.faults.join('+')}`.trim()) },
   }
   let upEnded = false
   const stages = createHttpStages(link, () => list, {
@@ -79,9 +84,9 @@ t.test('answers slot into the pipeline: the same result under any split', async 
   t.match(whole.down.toString('latin1'), /HTTP\/1\.1 503 Service Unavailable\r\nX-Coquin-Fault: st\r\nContent-Length: 4\r\n\r\nHTTP/, 'no body for HEAD')
   t.equal((whole.down.toString('latin1').match(/X-Coquin: 1/g) ?? []).length, 3, 'bucket-b responses edited')
   t.same(whole.exchanges, [
-    '0 GET /bucket-a/1 200 upstream', '1 HEAD /bucket-a/2 503 coquin http_status', '2 PUT /bucket-a/3 503 coquin http_status',
-    '3 DELETE /bucket-b/4 204 upstream http_header', '4 GET /bucket-b/5 304 upstream http_header', '5 PUT /bucket-a/6 503 coquin http_status',
-    '6 POST /bucket-b/7?uploads 200 upstream http_header',
+    '0 GET /bucket-a/1 200 upstream', '1 HEAD /bucket-a/2 503 coquin st', '2 PUT /bucket-a/3 503 coquin st',
+    '3 DELETE /bucket-b/4 204 upstream hd', '4 GET /bucket-b/5 304 upstream hd', '5 PUT /bucket-a/6 503 coquin st',
+    '6 POST /bucket-b/7?uploads 200 upstream hd',
   ], 'one exchange event per request, in order')
   const random = seededRandom(2)
   for (let i = 0; i < 200; i++) {

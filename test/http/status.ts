@@ -1,6 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
-import { httpProxy, httpServer, rawClient, request } from './harness.js'
+import { httpProxy, httpServer, rawClient, request } from '../helpers/http-harness.js'
 import { until } from '../helpers/net.js'
 import { seededRandom } from '../../src/random.js'
 

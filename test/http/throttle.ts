@@ -1,6 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
-import { ManualClock, httpProxy, httpServer, makeFault, request } from './harness.js'
+import { ManualClock, httpProxy, httpServer, makeFault, request } from '../helpers/http-harness.js'
 import throttle from '../../behaviors/http_throttle.js'
 import type { HttpRequest } from '../../src/behavior.js'
 
@@ -19,7 +19,7 @@ async function run(t: { teardown(fn: () => unknown): void }, attributes: Record<
   t.teardown(() => agent.destroy())
   const out = { a: [] as number[], b: [] as number[], bodies: new Set<string>(), types: new Set<string | undefined>() }
   for (let i = 0; i < 150; i++) {
-    clock.set(i * 20)
+    clock.advance(i * 20 - clock.now())
     for (const bucket of i % 10 === 0 ? ['a', 'b'] as const : ['a'] as const) {
       const opts = hostStyle
         ? { path: `/obj-${i}`, headers: { Host: `bucket-${bucket}.s3.local:9000` } }

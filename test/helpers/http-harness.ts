@@ -7,7 +7,7 @@ import { Catalog, Fault, type FaultSpec } from '../../src/fault.js'
 import { builtins } from '../../behaviors/index.js'
 import { createHttpStages, type HttpLinkView } from '../../src/http/index.js'
 import { seededRandom } from '../../src/random.js'
-import { realClock, type Clock, type Timer } from '../../src/clock.js'
+import { ManualClock, realClock, type Clock } from '../../src/clock.js'
 import { silentLogger } from '../../src/log.js'
 import type { Sink, Stage } from '../../src/behavior.js'
 
@@ -15,33 +15,7 @@ type T = { teardown(fn: () => unknown): void }
 
 const HIGH_WATER = 512 * 1024
 
-/** A clock that moves only when told: timers fire in order inside advance(). */
-export class ManualClock implements Clock {
-  #now = 0
-  #timers: { at: number; seq: number; fn: () => void }[] = []
-  #seq = 0
-  now(): number { return this.#now }
-  setTimeout(fn: () => void, ms: number): Timer {
-    const t = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn }
-    this.#timers.push(t)
-    this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq)
-    return { cancel: () => { this.#timers = this.#timers.filter(x => x !== t) } }
-  }
-  get pending(): number { return this.#timers.length }
-  /** Moves time on by ms, firing every timer that falls due, in order. */
-  advance(ms: number): void {
-    const end = this.#now + ms
-    for (;;) {
-      const t = this.#timers[0]
-      if (!t || t.at > end) break
-      this.#timers.shift()
-      this.#now = t.at
-      t.fn()
-    }
-    this.#now = end
-  }
-  set(now: number): void { this.advance(now - this.#now) }
-}
+export { ManualClock }
 
 export const catalog = new Catalog(builtins)
 
@@ -68,6 +42,8 @@ export interface Harness {
   /** Links opened so far, and open now. */
   opened: number
   readonly open: number
+  /** Bytes held by the HTTP stages of every open link. */
+  held(): number
   add(spec: FaultSpec): Fault
   remove(name: string): void
 }
@@ -84,10 +60,12 @@ export async function httpProxy(t: T, upstreamPort: number, opts: HarnessOptions
   const random = seededRandom(opts.seed ?? 42)
   const faults = (opts.faults ?? []).map(makeFault)
   const links = new Set<() => void>()
+  const held = new Set<() => number>()
   let nextId = 1
   const h: Harness = {
     port: 0, faults, clock, applied: new Map(), fallbacks: [], ends: [], opened: 0,
     get open() { return links.size },
+    held: () => [...held].reduce((n, f) => n + f(), 0),
     add(spec) { const f = makeFault(spec); faults.push(f); return f },
     remove(name) { faults.splice(faults.findIndex(f => f.name === name), 1) },
   }
@@ -101,6 +79,7 @@ export async function httpProxy(t: T, upstreamPort: number, opts: HarnessOptions
       if (done) return
       done = true
       links.delete(destroy)
+      held.delete(heldNow)
       stages.upstream.destroy()
       stages.downstream.destroy()
       client.destroy()
@@ -148,6 +127,8 @@ export async function httpProxy(t: T, upstreamPort: number, opts: HarnessOptions
       src.on('end', () => stage.end())
       dst.on('drain', () => check(src, dst, stage))
     }
+    const heldNow = () => stages.upstream.held + stages.downstream.held
+    held.add(heldNow)
     wire(client, upstream, stages.upstream)
     wire(upstream, client, stages.downstream)
     for (const [s, other] of [[client, upstream], [upstream, client]] as const) {
