@@ -135,3 +135,52 @@ export async function openIdle(port: number, n: number): Promise<net.Socket[]> {
     throw err
   }
 }
+
+const HTTP_REQUEST = Buffer.from('GET /bench/object HTTP/1.1\r\nHost: bench\r\nUser-Agent: coquin-bench\r\n\r\n')
+const END_OF_HEAD = Buffer.from('\r\n\r\n')
+
+/**
+ * HTTP/1.1 keep-alive requests/s: `conns` raw sockets, each with one small GET in flight (no
+ * pipelining); a response is complete when its head and Content-Length bytes of body have arrived, and
+ * the next request leaves at once. Raw sockets rather than node:http's Agent, so that the generator
+ * is not the bottleneck. Counts the responses completed within the window after a warm-up.
+ */
+export async function httpKeepAlive(port: number, conns: number, warmMs: number, durMs: number): Promise<number> {
+  const socks = await connectMany(port, conns)
+  let running = true
+  let done = 0
+  let failure: Error | undefined
+  try {
+    for (const s of socks) {
+      let buf: Buffer = Buffer.alloc(0)
+      s.on('data', (c: Buffer) => {
+        buf = buf.length === 0 ? c : Buffer.concat([buf, c])
+        for (;;) {
+          const end = buf.indexOf(END_OF_HEAD)
+          if (end < 0) return
+          const head = buf.toString('latin1', 0, end)
+          if (!head.startsWith('HTTP/1.1 200')) { failure ??= new Error(`unexpected response on port ${port}: ${head.split('\r\n', 1)[0]}`); return }
+          const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN)
+          if (!Number.isFinite(len)) { failure ??= new Error(`response without Content-Length on port ${port}`); return }
+          if (buf.length < end + 4 + len) return
+          buf = buf.subarray(end + 4 + len)
+          done++
+          if (running) s.write(HTTP_REQUEST)
+        }
+      })
+      s.on('close', () => { if (running) failure ??= new Error(`connection to port ${port} closed during the run`) })
+      s.write(HTTP_REQUEST)
+    }
+    await sleep(warmMs)
+    const d0 = done
+    const t0 = performance.now()
+    await sleep(durMs)
+    const rate = (done - d0) / ((performance.now() - t0) / 1000)
+    if (failure) throw failure
+    if (done === d0) throw new Error(`no HTTP response completed on port ${port}`)
+    return rate
+  } finally {
+    running = false
+    destroyAll(socks)
+  }
+}

@@ -1,15 +1,20 @@
 // Worker process running one proxy under test, alone on its event loop: `pipe` (the baseline),
-// `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1). It puts one proxy
-// in front of each upstream server and reports ports, memory and CPU over IPC.
+// `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1), each in front of every
+// upstream server; or, in front of the HTTP server only, `coquin-http` (`protocol: http`, no fault) or
+// `coquin-http-status` (protocol http with an `http_status` fault that matches every request, at
+// toxicity 0: matched, drawn, never fired). It reports ports, memory and CPU over IPC.
 import { Registry } from '../src/registry.js'
 import { builtins } from '../behaviors/index.js'
 import { startPipeProxy } from './pipe-proxy.js'
 import { collectGarbage, serve } from './ipc.js'
 
-export type ProxyKind = 'pipe' | 'coquin' | 'coquin-fault'
+export type ProxyKind = 'pipe' | 'coquin' | 'coquin-fault' | 'coquin-http' | 'coquin-http-status'
+const KINDS: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+/** Kinds that speak HTTP: they only proxy the `http` upstream. */
+const HTTP_ONLY: readonly ProxyKind[] = ['coquin-http', 'coquin-http-status']
 
 const kind = process.argv[2] as ProxyKind
-if (kind !== 'pipe' && kind !== 'coquin' && kind !== 'coquin-fault') {
+if (!KINDS.includes(kind)) {
   console.error(`proxy-worker: unknown kind ${String(kind)}`)
   process.exit(2)
 }
@@ -19,7 +24,9 @@ const registry = new Registry({ behaviors: builtins })
 
 async function start(upstreams: Record<string, number>): Promise<Record<string, number>> {
   const ports: Record<string, number> = {}
+  const http = HTTP_ONLY.includes(kind)
   for (const [name, port] of Object.entries(upstreams)) {
+    if (http && name !== 'http') continue
     if (kind === 'pipe') {
       const p = await startPipeProxy({ host: '127.0.0.1', port })
       counters.push(p.connections)
@@ -27,8 +34,11 @@ async function start(upstreams: Record<string, number>): Promise<Record<string, 
     } else {
       const toxics = kind === 'coquin-fault'
         ? [{ name: 'latency0', type: 'latency', stream: 'both', toxicity: 1, attributes: { latency: 0 } }]
-        : []
-      const p = await registry.create({ name, listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, toxics })
+        : kind === 'coquin-http-status'
+          ? [{ name: 'status0', type: 'http_status', toxicity: 0, attributes: { match: { method: 'GET', path_prefix: '/' }, status: 503 } }]
+          : []
+      const protocol = http ? 'http' : 'tcp'
+      const p = await registry.create({ name, listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, protocol, toxics })
       counters.push(() => p.connections)
       ports[name] = p.port
     }

@@ -1,5 +1,6 @@
 // The coquin benchmark: direct vs the plain pipe proxy vs coquin (no fault, and a latency 0 fault on
-// both streams), on 127.0.0.1. Each proxy runs alone in its own process; the upstream servers run in
+// both streams), on 127.0.0.1; for HTTP keep-alive requests also coquin with `protocol: http` (no fault,
+// and an http_status fault that matches every request at toxicity 0). Each proxy runs alone in its own process; the upstream servers run in
 // another; load is generated here. Targets alternate within every measurement, over several rounds,
 // and the medians are printed as a markdown table and written to bench/results.md.
 //
@@ -13,14 +14,25 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Child, killChildren, pin } from './ipc.js'
-import { bulkDown, bulkUp, destroyAll, openIdle, pingPong } from './load.js'
+import { bulkDown, bulkUp, destroyAll, httpKeepAlive, openIdle, pingPong } from './load.js'
 import type { Servers } from './servers.js'
 import type { ProxyKind } from './proxy-worker.js'
 
 type Target = 'direct' | ProxyKind
-const TARGETS: readonly Target[] = ['direct', 'pipe', 'coquin', 'coquin-fault']
-const PROXIES: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-fault']
-const LABEL: Record<Target, string> = { direct: 'direct', pipe: 'pipe proxy', coquin: 'coquin', 'coquin-fault': 'coquin + latency 0' }
+const TARGETS: readonly Target[] = ['direct', 'pipe', 'coquin', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+/** Targets that carry any TCP stream (the HTTP-mode proxies carry HTTP only). */
+const TCP_TARGETS: readonly Target[] = ['direct', 'pipe', 'coquin', 'coquin-fault']
+const PROXIES: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+const TCP_PROXIES: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-fault']
+const LABEL: Record<Target, string> = {
+  direct: 'direct', pipe: 'pipe proxy', coquin: 'coquin', 'coquin-fault': 'coquin + latency 0',
+  'coquin-http': 'coquin http', 'coquin-http-status': 'coquin http + http_status 0',
+}
+/** Short names for the ratio columns. */
+const SHORT: Record<Target, string> = {
+  direct: 'direct', pipe: 'pipe', coquin: 'coquin', 'coquin-fault': 'coquin + lat. 0',
+  'coquin-http': 'coquin http', 'coquin-http-status': 'http + status 0',
+}
 
 const USAGE = `usage: npm run bench -- [--rounds N] [--quick] [--duration MS] [--links N] [--pin]
   --rounds N      rounds, targets alternating in each (default 3; --quick: 1)
@@ -63,7 +75,7 @@ process.on('unhandledRejection', err => { console.error(err); killChildren(); pr
 
 // Metrics --------------------------------------------------------------------------------------------
 
-type Unit = 'MB/s' | 'µs' | 'round trips/s' | 'KiB'
+type Unit = 'MB/s' | 'µs' | 'round trips/s' | 'requests/s' | 'KiB'
 interface Metric { key: string; label: string; unit: Unit; direct: boolean }
 const METRICS: readonly Metric[] = [
   { key: 'bulk1', label: 'bulk download, 1 conn', unit: 'MB/s', direct: true },
@@ -74,11 +86,12 @@ const METRICS: readonly Metric[] = [
   { key: 'rtt50.p50', label: '64 B echo, 50 conns, p50', unit: 'µs', direct: true },
   { key: 'rtt50.p99', label: '64 B echo, 50 conns, p99', unit: 'µs', direct: true },
   { key: 'rtt50.rate', label: '64 B echo, 50 conns', unit: 'round trips/s', direct: true },
+  { key: 'http50.rate', label: 'HTTP keep-alive GET, 50 conns', unit: 'requests/s', direct: true },
   { key: 'mem.rss', label: 'RSS per idle link', unit: 'KiB', direct: false },
   { key: 'mem.heap', label: 'JS heap per idle link', unit: 'KiB', direct: false },
 ]
 
-interface Scenario { key: string; label: string; run(ports: Servers): Promise<Record<string, number>> }
+interface Scenario { key: string; label: string; targets: readonly Target[]; run(ports: Servers): Promise<Record<string, number>> }
 
 const data = new Map<string, Map<Target, number[]>>()
 const cpu = new Map<string, Map<Target, number[]>>()
@@ -143,20 +156,24 @@ async function main(): Promise<void> {
   const sunk = () => servers.request<number>('sunk')
 
   const scenarios: Scenario[] = [
-    { key: 'bulk1', label: 'bulk download, 1 conn', run: async p => ({ bulk1: await bulkDown(p.source, 1, WARMUP, DURATION) }) },
-    { key: 'bulk8', label: 'bulk download, 8 conns', run: async p => ({ bulk8: await bulkDown(p.source, 8, WARMUP, DURATION) }) },
-    { key: 'up1', label: 'bulk upload, 1 conn', run: async p => ({ up1: await bulkUp(p.sink, 1, WARMUP, DURATION, sunk) }) },
+    { key: 'bulk1', label: 'bulk download, 1 conn', targets: TCP_TARGETS, run: async p => ({ bulk1: await bulkDown(p.source, 1, WARMUP, DURATION) }) },
+    { key: 'bulk8', label: 'bulk download, 8 conns', targets: TCP_TARGETS, run: async p => ({ bulk8: await bulkDown(p.source, 8, WARMUP, DURATION) }) },
+    { key: 'up1', label: 'bulk upload, 1 conn', targets: TCP_TARGETS, run: async p => ({ up1: await bulkUp(p.sink, 1, WARMUP, DURATION, sunk) }) },
     {
-      key: 'rtt1', label: '64 B echo, 1 conn', run: async p => {
+      key: 'rtt1', label: '64 B echo, 1 conn', targets: TCP_TARGETS, run: async p => {
         const r = await pingPong(p.echo, 1, WARMUP, DURATION)
         return { 'rtt1.p50': r.p50, 'rtt1.p99': r.p99 }
       },
     },
     {
-      key: 'rtt50', label: '64 B echo, 50 conns', run: async p => {
+      key: 'rtt50', label: '64 B echo, 50 conns', targets: TCP_TARGETS, run: async p => {
         const r = await pingPong(p.echo, 50, WARMUP, DURATION)
         return { 'rtt50.p50': r.p50, 'rtt50.p99': r.p99, 'rtt50.rate': r.rate }
       },
+    },
+    {
+      key: 'http50', label: 'HTTP keep-alive, 50 conns', targets: TARGETS,
+      run: async p => ({ 'http50.rate': await httpKeepAlive(p.http, 50, WARMUP, DURATION) }),
     },
   ]
 
@@ -180,14 +197,14 @@ async function main(): Promise<void> {
         portsOf.set(k, await w.request<Servers>('start', { upstreams: ports }))
       }
       // Memory first, while the proxy processes are fresh.
-      for (const k of rotate(PROXIES, r)) {
+      for (const k of rotate(TCP_PROXIES, r)) {
         const m = await measureMemory(workers.get(k)!, portsOf.get(k)!.echo)
         record(data, 'mem.rss', k, m.rss)
         record(data, 'mem.heap', k, m.heap)
         progress(`  ${'idle links'.padEnd(24)} ${LABEL[k].padEnd(20)} ${m.rss.toFixed(1)} KiB RSS/link`)
       }
       for (const [i, s] of scenarios.entries()) {
-        for (const t of rotate(TARGETS, r + i)) {
+        for (const t of rotate(s.targets, r + i)) {
           const w = t === 'direct' ? undefined : workers.get(t)
           const c0 = await w?.request<number>('cpu')
           const start = performance.now()
@@ -223,7 +240,8 @@ function fmt(v: number, unit: Unit): string {
   switch (unit) {
     case 'MB/s': return v >= 100 ? v.toFixed(0) : v.toFixed(1)
     case 'µs': return v.toFixed(0)
-    case 'round trips/s': return Math.round(v).toLocaleString('en-US')
+    case 'round trips/s':
+    case 'requests/s': return Math.round(v).toLocaleString('en-US')
     case 'KiB': return v.toFixed(1)
   }
 }
@@ -256,8 +274,9 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
   lines.push('')
 
   const v = (key: string, t: Target) => median(data.get(key)?.get(t))
-  lines.push('| metric | direct | pipe proxy | coquin | coquin + latency 0 | pipe ÷ direct | coquin ÷ direct | coquin + lat. 0 ÷ direct | coquin ÷ pipe |')
-  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|')
+  const proxied = TARGETS.filter(t => t !== 'direct')
+  lines.push(`| metric | ${TARGETS.map(t => LABEL[t]).join(' | ')} | ${proxied.map(t => `${SHORT[t]} ÷ direct`).join(' | ')} | coquin ÷ pipe |`)
+  lines.push(`|---|${[...TARGETS, ...proxied, 'pipe'].map(() => '--:').join('|')}|`)
   for (const m of METRICS) {
     const d = m.direct ? v(m.key, 'direct') : undefined
     const cell = (t: Target) => {
@@ -267,23 +286,27 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
       return fmt(x, m.unit) + added
     }
     const toDirect = (t: Target) => (m.direct ? ratio(v(m.key, t), d) : '—')
-    lines.push(`| ${m.label} (${m.unit}) | ${TARGETS.map(cell).join(' | ')} | ${toDirect('pipe')} | ${toDirect('coquin')} | ` +
-      `${toDirect('coquin-fault')} | ${ratio(v(m.key, 'coquin'), v(m.key, 'pipe'))} |`)
+    const toDirectCell = (t: Target) => (v(m.key, t) === undefined ? '—' : toDirect(t))
+    lines.push(`| ${m.label} (${m.unit}) | ${TARGETS.map(cell).join(' | ')} | ${proxied.map(toDirectCell).join(' | ')} | ` +
+      `${ratio(v(m.key, 'coquin'), v(m.key, 'pipe'))} |`)
   }
   lines.push('')
   lines.push(`Medians of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}, targets alternating within each. Ratios are figure ÷ figure: ` +
     'for MB/s and round trips/s higher is better, for µs and KiB lower is better; (+N) is the latency added over direct. ' +
     '"pipe proxy" is `client.pipe(upstream).pipe(client)` with no tuning; "coquin + latency 0" has a `latency` fault with ' +
-    'latency 0 on both streams, toxicity 1 (a stage on each direction, no delay). Per idle link: growth of the proxy process ' +
+    'latency 0 on both streams, toxicity 1 (a stage on each direction, no delay). "coquin http" is a `protocol: http` ' +
+    'proxy (requests framed, matched and journalled) with no fault; "+ http_status 0" adds an http_status fault matching ' +
+    'every GET at toxicity 0 (matched and drawn, never answered). HTTP keep-alive: one small GET in flight per connection, ' +
+    'no pipelining, against a minimal keep-alive responder; "coquin" and "pipe" there carry it as TCP. Per idle link: growth of the proxy process ' +
     `after a full GC${gcExposed ? '' : ' (gc was NOT exposed: figures include garbage)'} with ${LINKS} links open, each with one byte echoed.`)
   lines.push('')
 
   lines.push('Proxy process CPU during each measurement (% of one core, user + system, warm-up included):', '')
-  lines.push('| scenario | pipe proxy | coquin | coquin + latency 0 |')
-  lines.push('|---|--:|--:|--:|')
+  lines.push(`| scenario | ${PROXIES.map(k => LABEL[k]).join(' | ')} |`)
+  lines.push(`|---|${PROXIES.map(() => '--:').join('|')}|`)
   for (const s of scenarios) {
     const c = (t: Target) => { const x = median(cpu.get(s.key)?.get(t)); return x === undefined ? '—' : `${x.toFixed(0)} %` }
-    lines.push(`| ${s.label} | ${c('pipe')} | ${c('coquin')} | ${c('coquin-fault')} |`)
+    lines.push(`| ${s.label} | ${PROXIES.map(c).join(' | ')} |`)
   }
 
   if (ROUNDS > 1) {
