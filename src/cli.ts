@@ -32,12 +32,13 @@ function serverOptions(cmd: Command): Command {
     .option('--port <port>', 'control API port', int('--port'), 8474)
     .option('--seed <n>', 'seed for every random draw (toxicity, jitter…): a run can be replayed', int('--seed'))
     .option('--token <token>', 'require `Authorization: Bearer <token>` on the control API (env COQUIN_TOKEN)')
+    .option('--grace <ms>', 'on SIGTERM/SIGINT, how long open links may go on before they are cut (a second signal exits at once)', int('--grace'), 5000)
     .option('--journal-size <n>', 'events the journal keeps for GET /events and `coquin events` (oldest go first)', positive('--journal-size'), 10_000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'json, or pretty for people').choices(['json', 'pretty']).default(process.stderr.isTTY ? 'pretty' : 'json'))
 }
 
-async function run(opts: StartOptions & { host: string; logLevel: string; logFormat: 'json' | 'pretty' }): Promise<void> {
+async function run(opts: StartOptions & { host: string; grace: number; logLevel: string; logFormat: 'json' | 'pretty' }): Promise<void> {
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat })
   const token = opts.token ?? process.env.COQUIN_TOKEN
   const loopback = /^(127\.|::1$|localhost$)/.test(opts.host)
@@ -46,7 +47,7 @@ async function run(opts: StartOptions & { host: string; logLevel: string; logFor
   try {
     // Loaded here, not at the top: client subcommands stay quick to start.
     const { startCoquin } = await import('./server.js')
-    server = await startCoquin({ ...opts, log, ...(token ? { token } : {}) })
+    server = await startCoquin({ ...opts, graceMs: opts.grace, log, ...(token ? { token } : {}) })
   } catch (err) {
     fail(err)
   }
@@ -54,7 +55,7 @@ async function run(opts: StartOptions & { host: string; logLevel: string; logFor
   const stop = (signal: string) => {
     if (stopping) process.exit(1)
     stopping = true
-    log.info({ signal }, 'stopping')
+    log.info({ signal, graceMs: opts.grace, links: [...server.registry.proxies.values()].reduce((n, p) => n + p.connections, 0) }, 'stopping')
     server.close().then(() => { log.flush(); process.exit(0) }, err => fail(err))
   }
   process.on('SIGINT', () => stop('SIGINT'))

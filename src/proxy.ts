@@ -53,6 +53,8 @@ export class Proxy implements LinkOwner {
   protocol: 'tcp' | 'http'
   headerFaults: boolean
   readonly links = new Set<Link>()
+  /** Accept errors the listener reported (EMFILE/ENFILE the kernel could not shed): it keeps listening. */
+  acceptErrors = 0
   readonly faults: Fault[] = []
   /** The faults of the partitions cutting this proxy now (src/partition.ts): never listed as toxics. */
   readonly cuts: Fault[] = []
@@ -95,7 +97,12 @@ export class Proxy implements LinkOwner {
     if (!this.enabled || this.#server) return
     const { host, port } = parseAddress('listen', port0(this.listen) && this.#lastBound ? this.#lastBound : this.listen)
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, c => this.#accept(c))
-    server.on('error', err => this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed'))
+    // EMFILE/ENFILE on accept: libuv accepts and closes the pending connections on a spare descriptor
+    // and keeps listening; it reports here only when that trick fails, so these are the visible ones.
+    server.on('error', err => {
+      this.acceptErrors++
+      this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed')
+    })
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -123,17 +130,37 @@ export class Proxy implements LinkOwner {
     link.start()
   }
 
-  linkClosed(link: Link): void { this.links.delete(link) }
+  linkClosed(link: Link): void {
+    this.links.delete(link)
+    if (this.links.size === 0) this.#drained?.()
+  }
+
+  /** Set while close() waits for open links to end by themselves. */
+  #drained: (() => void) | undefined
 
   /** Stop listening and end every link now (Toxiproxy's disable, delete and restart). */
-  async stop(reason = 'proxy_disabled'): Promise<void> {
+  async stop(reason = 'proxy_disabled'): Promise<void> { await this.close(0, reason) }
+
+  /**
+   * Stop listening at once; give open links up to graceMs to end by themselves (they keep flowing),
+   * then end the rest with `reason`. A grace of 0 is stop().
+   */
+  async close(graceMs = 0, reason = 'shutdown'): Promise<void> {
     const server = this.#server
     this.#server = null
     this.#bound = null
+    const closed = server ? once(server, 'close') : undefined   // emitted once its last connection is gone
+    server?.close()
+    if (graceMs > 0 && this.links.size > 0) {
+      // A real timer, not this.clock: shutdown is the process's business, not the data path's.
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>(resolve => {
+        this.#drained = resolve
+        timer = setTimeout(resolve, graceMs)
+      }).finally(() => { clearTimeout(timer); this.#drained = undefined })
+    }
     for (const link of [...this.links]) link.destroy(reason)
     if (server) {
-      const closed = once(server, 'close')
-      server.close()
       await closed
       this.log.info('proxy stopped')
     }

@@ -169,10 +169,11 @@ export class Registry {
     return p.updateFault(name, attrs, toxicity)
   }
 
-  async close(): Promise<void> {
+  /** Stop every proxy: listeners close at once, open links get up to graceMs to end by themselves (default: none). */
+  async close(graceMs = 0): Promise<void> {
     this.scenarios.cancelAll()
     this.partitions.healAll()
-    await Promise.all([...this.proxies.values()].map(p => p.stop('shutdown')))
+    await Promise.all([...this.proxies.values()].map(p => p.close(graceMs, 'shutdown')))
     this.proxies.clear()
   }
 }

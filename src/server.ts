@@ -33,6 +33,8 @@ export interface StartOptions {
   clock?: Clock
   /** Events the journal keeps (`GET /events`); the oldest go first. Default 10,000. */
   journalSize?: number
+  /** close(): how long open links may go on ending by themselves before they are cut. Default 0. */
+  graceMs?: number
 }
 
 export interface CoquinServer {
@@ -42,8 +44,11 @@ export interface CoquinServer {
   readonly config?: Config
   /** What happened to links and requests (also `GET /events`). */
   readonly journal: Journal
-  /** Stop the control port, then every proxy (links ended), the demo upstreams and the watcher. */
-  close(): Promise<void>
+  /**
+   * Stop the control port and every listener at once; open links get graceMs (default: the
+   * StartOptions' graceMs, else 0) to end by themselves, then are cut; then the demo upstreams.
+   */
+  close(graceMs?: number): Promise<void>
 }
 
 export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer> {
@@ -63,11 +68,13 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
   let demo: Demo | undefined
   let watcher: FSWatcher | undefined
   let api: Awaited<ReturnType<typeof startApi>> | undefined
-  const close = async () => {
+  const close = async (graceMs = opts.graceMs ?? 0) => {
     watcher?.close()
-    await api?.close()
+    const apiClosed = api?.close()              // both stop listening now; links may run on for the grace
+    const regClosed = reg.close(graceMs)
+    await apiClosed
+    await regClosed
     journal.close()
-    await reg.close()
     await demo?.close()
   }
   try {
