@@ -124,3 +124,26 @@ t.test('after 10,000 links with faults, descriptors and handles are back to base
   t.ok(fds() <= baseFds, `fds ${fds()} <= ${baseFds}`)
   t.ok(handles() <= baseHandles, `handles ${handles()} <= ${baseHandles}`)
 })
+
+t.test('64 MiB each way stays byte-exact through every fault that must not alter data', async t => {
+  const faults = [
+    { type: 'latency', stream: 'both', attributes: { latency: 1, jitter: 1, distribution: 'normal' } },
+    { type: 'bandwidth', stream: 'both', attributes: { rate: 2_000_000 } },
+    { type: 'slicer', stream: 'both', attributes: { average_size: 16_384, size_variation: 8192 } },
+    { type: 'slow_open', stream: 'both', attributes: { delay: 20 } },
+    { type: 'slow_close', stream: 'both', attributes: { delay: 20 } },
+    { type: 'noop', stream: 'both' },
+  ]
+  for (const fault of faults) {
+    const echo = await echoServer(t)
+    const { proxy } = await proxyTo(t, echo.port, [fault])
+    const client = await connect(t, proxy.port)
+    const received = hashUntilEnd(client)
+    const sent = await sendRandom(client, 64 << 20)
+    const got = await received
+    t.equal(got.bytes, 64 << 20, `${fault.type}: every byte came back`)
+    t.equal(got.hash, sent, `${fault.type}: SHA-256 equal`)
+    await within(once(client, 'close'), 10_000, 'close')
+    await until(() => proxy.connections === 0)
+  }
+})
