@@ -124,8 +124,11 @@ export function pathOf(method: string, target: string): string {
     rest = rest.slice(scheme[0].length)
     if (!rest.startsWith('/')) rest = '/' + rest
   }
-  const end = rest.search(/[?#]/)
-  return end < 0 ? rest : rest.slice(0, end)
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest.charCodeAt(i)
+    if (c === 0x3f /* ? */ || c === 0x23 /* # */) return rest.slice(0, i)
+  }
+  return rest
 }
 
 /** The path and decoded query of a request-target (the first value of a repeated name). */
@@ -140,17 +143,60 @@ export function splitTarget(method: string, target: string): { path: string; que
   return { path, query }
 }
 
-function toRequest(h: RequestHead, link: HttpLinkView, index: number): HttpRequest {
-  const headers: Record<string, string> = Object.create(null) as Record<string, string>
-  const rawHeaders: string[] = []
-  for (const f of h.fields) {
-    if (f.lower === '') continue
-    const prev = headers[f.lower]
-    headers[f.lower] = prev === undefined ? f.value : `${prev}, ${f.value}`
-    rawHeaders.push(f.name, f.value)
+/**
+ * The HttpRequest of a head, its derived parts (path, query, headers) computed when first read: most
+ * requests are only matched on their method and path, or not looked at (no HTTP fault).
+ */
+class LazyRequest implements HttpRequest {
+  readonly method: string
+  readonly target: string
+  readonly version: string
+  #head: RequestHead
+  #path: string | undefined
+  #query: Record<string, string> | undefined
+  #headers: Record<string, string> | undefined
+  #rawHeaders: string[] | undefined
+  constructor(head: RequestHead, readonly client: HttpLinkView['client'], readonly link: number, readonly index: number) {
+    this.#head = head
+    this.method = head.method
+    this.target = head.target
+    this.version = head.version
   }
-  const { path, query } = splitTarget(h.method, h.target)
-  return { method: h.method, target: h.target, path, query, version: h.version, headers, rawHeaders, client: link.client, link: link.id, index }
+
+  get path(): string { return this.#path ??= pathOf(this.method, this.target) }
+  get query(): Record<string, string> {
+    if (this.#query === undefined) {
+      const q = this.method === 'CONNECT' ? -1 : this.target.indexOf('?')
+      this.#query = q < 0 ? Object.create(null) as Record<string, string> : splitTarget(this.method, this.target).query
+    }
+    return this.#query
+  }
+  get headers(): Record<string, string> {
+    if (this.#headers === undefined) this.#fields()
+    return this.#headers!
+  }
+  get rawHeaders(): string[] {
+    if (this.#rawHeaders === undefined) this.#fields()
+    return this.#rawHeaders!
+  }
+  #fields(): void {
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>
+    const rawHeaders: string[] = []
+    for (const f of this.#head.fields) {
+      if (f.lower === '') continue
+      const prev = headers[f.lower]
+      headers[f.lower] = prev === undefined ? f.value : `${prev}, ${f.value}`
+      rawHeaders.push(f.name, f.value)
+    }
+    this.#headers = headers
+    this.#rawHeaders = rawHeaders
+  }
+  toJSON(): HttpRequest {
+    return {
+      method: this.method, target: this.target, path: this.path, query: this.query, version: this.version,
+      headers: this.headers, rawHeaders: this.rawHeaders, client: this.client, link: this.link, index: this.index,
+    }
+  }
 }
 
 class HttpLayer {
@@ -173,6 +219,12 @@ class HttpLayer {
   #status = 0
   #budget = -1
 
+  /** Entry points for run(), made once (no closure per chunk). */
+  readonly upWrite = (chunk: Buffer): void => this.up.write(chunk)
+  readonly downWrite = (chunk: Buffer): void => this.down.write(chunk)
+  readonly onUpEnd = (): void => this.upEnd()
+  readonly onDownEnd = (): void => this.downEnd()
+
   constructor(readonly link: HttpLinkView, readonly faults: () => readonly Fault[], next: { upstream: Sink; downstream: Sink }, readonly opts: HttpStageOptions) {
     this.upOut = new Out(next.upstream, link.clock)
     this.downOut = new Out(next.downstream, link.clock)
@@ -182,11 +234,13 @@ class HttpLayer {
   }
 
   /** Every entry point: merged writes are handed on when the outermost call returns; a bug resets the link. */
-  run(fn: () => void): void {
+  run(fn: () => void): void
+  run<A>(fn: (a: A) => void, a: A): void
+  run<A>(fn: (a?: A) => void, a?: A): void {
     if (this.dead) return
     this.#depth++
     try {
-      fn()
+      fn(a)
     } catch (err) {
       this.link.log.error({ err, link: this.link.id }, 'http layer failed')
       this.destroy()
@@ -251,7 +305,7 @@ class HttpLayer {
     for (const f of this.faults()) {
       const b = f.behavior
       if (!b.request || (f.only !== undefined && !f.only(this.link.client.address))) continue
-      req ??= toRequest(h, this.link, index)
+      req ??= new LazyRequest(h, this.link.client, this.link.id, index)
       if (!matcherOf(f.attributes)(req)) continue
       let a: HttpAction | null
       try {
@@ -466,14 +520,14 @@ export function createHttpStages(
   return {
     upstream: {
       get held() { return layer.upOut.held + layer.up.buffered },
-      write: chunk => layer.run(() => layer.up.write(chunk)),
-      end: () => layer.run(() => layer.upEnd()),
+      write: chunk => layer.run(layer.upWrite, chunk),
+      end: () => layer.run(layer.onUpEnd),
       destroy: () => layer.destroy(),
     },
     downstream: {
       get held() { return layer.downOut.held + layer.down.buffered },
-      write: chunk => layer.run(() => layer.down.write(chunk)),
-      end: () => layer.run(() => layer.downEnd()),
+      write: chunk => layer.run(layer.downWrite, chunk),
+      end: () => layer.run(layer.onDownEnd),
       destroy: () => layer.destroy(),
     },
   }
