@@ -15,76 +15,15 @@ import type { Fault } from './fault.js'
 import type { Link } from './link.js'
 import type { HttpRequestInfo, Observer } from './observer.js'
 import { formatAddress } from './proxy.js'
+// The wire shapes are the client's (src/client-events.ts, free of server code): one definition for both sides.
+import type { DroppedNotice, FaultEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from './client-events.js'
+export type { DroppedNotice, FaultEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
 
 export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request'] as const
 export type JournalEventType = (typeof EVENT_TYPES)[number]
 
 /** Default number of events kept (`serve --journal-size`, StartOptions.journalSize). */
 export const DEFAULT_JOURNAL_SIZE = 10_000
-
-interface EventBase {
-  id: number
-  /** Epoch ms, fractional. */
-  time: number
-  proxy: string
-  link: number
-}
-
-export interface LinkOpenEvent extends EventBase {
-  type: 'link_open'
-  /** The client's address, `host:port` (`[v6]:port`). */
-  client: string
-}
-
-export interface LinkCloseEvent extends EventBase {
-  type: 'link_close'
-  /** client_close, upstream_close, reset, upstream_unreachable, error, proxy_disabled, … or the fault type that ended it. */
-  reason: string
-  /** Bytes read from the client (client → server). */
-  bytes_upstream: number
-  /** Bytes read from the upstream (server → client). */
-  bytes_downstream: number
-  duration_ms: number
-  /** The socket error's code, when it ended on one. */
-  error?: string
-}
-
-export interface FaultEvent extends EventBase {
-  type: 'fault'
-  /** The fault's (toxic's) name and type. */
-  toxic: string
-  toxic_type: string
-  stream: string
-  /** HTTP faults: which request on the link (1 = the first). */
-  request?: number
-}
-
-export interface HttpRequestEvent extends EventBase {
-  type: 'http_request'
-  method: string
-  path: string
-  /** Final status; 0 if the response was cut before its head. */
-  status: number
-  /** Who answered: the upstream, or coquin (a fault) without reaching it. */
-  source: 'upstream' | 'coquin'
-  /** Request head seen → response sent (or cut), ms. The request started at `time - latency_ms`. */
-  latency_ms: number
-  /** How many requests the link had carried, this one included (1 = the first). */
-  request: number
-  /** Names of the faults that acted on this request. */
-  faults?: string[]
-}
-
-export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | HttpRequestEvent
-
-/** Sent to a follower in place of events it was too slow to take. */
-export interface DroppedNotice {
-  type: 'dropped'
-  /** Events dropped since the last notice. */
-  dropped: number
-  /** The id of the last event delivered before the gap (0: none): `GET /events?since=<after>` recovers what the ring still holds. */
-  after: number
-}
 
 export interface EventFilter {
   /** One name or several. */
@@ -411,22 +350,6 @@ export function parseEventQuery(params: URLSearchParams): EventQuery {
     q[k] = Number(v)
   }
   return q
-}
-
-/** What `GET /proxies/{name}/links` shows of one open link. */
-export interface LinkInfo {
-  id: number
-  /** The client's address, `host:port`. */
-  client: string
-  /** Epoch ms. */
-  opened_at: number
-  /** Since the last byte either way, ms. */
-  idle_ms: number
-  bytes_upstream: number
-  bytes_downstream: number
-  /** Names of the faults applied on this link. */
-  toxics: string[]
-  state: string
 }
 
 /** The open links of a proxy, oldest first. */
