@@ -18,6 +18,8 @@
 //       partition: { heal: db-cut }
 //     - at: 20s
 //       toxic: { proxy: api, remove: slow }
+//     - after: { step: 5, delay: 1s }   # instead of `at`: 1 s after step 5 (or a step's `name`) ran
+//       proxy: { name: api, enabled: true }
 import { readFile } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
@@ -40,8 +42,12 @@ export interface ToxicAdd {
 }
 
 export interface ScenarioStep {
-  /** Milliseconds from the start of its pass. */
+  /** Milliseconds from the start of its pass (for an `after` step: its referent's time plus the delay). */
   readonly at: number
+  /** What `after` steps may name it by. */
+  readonly name?: string
+  /** Given instead of `at`: `delay` ms (default 0) after the step `step` (1-based file position, or a name) ran. */
+  readonly after?: { readonly step: number | string; readonly delay: number }
   readonly toxic?: {
     readonly proxy: string
     readonly add?: ToxicAdd
@@ -89,10 +95,20 @@ export function scenarioSchema(behaviors: readonly Behavior[]): object {
       step: {
         type: 'object',
         additionalProperties: false,
-        required: ['at'],
-        description: 'one of toxic, partition or proxy, at a time from the start of the pass',
+        description: 'one of toxic, partition or proxy, at a time from the start of the pass (`at`) or after another step (`after`)',
         properties: {
           at: timeSchema('when, from the start of the pass'),
+          name: name('for `after: { step: NAME }` in other steps'),
+          after: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['step'],
+            description: 'instead of `at`: run `delay` after another step ran',
+            properties: {
+              step: { type: ['integer', 'string'], minimum: 1, minLength: 1, description: "the step: its 1-based position in the file, or its `name`" },
+              delay: timeSchema('how long after it (default 0)'),
+            },
+          },
           toxic: {
             type: 'object',
             additionalProperties: false,
@@ -145,7 +161,85 @@ function validator(behaviors: readonly Behavior[]): ValidateFunction {
   return v
 }
 
-/** What the schema cannot say: one action per step, one operation per action, bad CIDRs, steps after `duration`. */
+interface StepTimes {
+  /** Each step's time in its pass (undefined where it cannot be known: a bad time, reference or cycle). */
+  readonly times: (number | undefined)[]
+  /** Tie-breaks for steps at the same time: file order, but a step always after the one it follows. */
+  readonly seq: number[]
+  readonly problems: { readonly path: (string | number)[]; readonly message: string }[]
+}
+
+/** Resolves `at` and `after` to times in the pass: `after` follows its reference (by 1-based position or name). */
+function stepTimes(steps: readonly unknown[]): StepTimes {
+  const problems: { path: (string | number)[]; message: string }[] = []
+  const raw = steps.map(s => (typeof s === 'object' && s !== null && !Array.isArray(s) ? s as Record<string, unknown> : {}))
+  const names = new Map<string, number>()
+  raw.forEach((s, i) => {
+    if (typeof s.name !== 'string') return
+    const first = names.get(s.name)
+    if (first !== undefined) problems.push({ path: ['steps', i, 'name'], message: `${s.name} is also the name of steps[${first}]` })
+    else names.set(s.name, i)
+  })
+  // The index each `after` step follows (undefined: none, or a bad reference).
+  const target = raw.map((s, i): number | undefined => {
+    const after = s.after as { step?: unknown } | undefined
+    if (typeof after !== 'object' || after === null || s.at !== undefined) return undefined
+    const ref = after.step
+    let j: number | undefined
+    if (typeof ref === 'number' && Number.isInteger(ref) && ref >= 1) {
+      if (ref > raw.length) problems.push({ path: ['steps', i, 'after', 'step'], message: `no step ${ref}: there are ${raw.length}` })
+      else j = ref - 1
+    } else if (typeof ref === 'string' && ref.length > 0) {
+      j = names.get(ref)
+      if (j === undefined) problems.push({ path: ['steps', i, 'after', 'step'], message: `no step is named ${ref}` })
+    }
+    if (j === i) {
+      problems.push({ path: ['steps', i, 'after', 'step'], message: 'a step cannot run after itself' })
+      return undefined
+    }
+    return j
+  })
+  const times: (number | undefined)[] = []
+  const seq: number[] = []
+  const cyclic = new Set<number>()
+  for (let i = 0; i < raw.length; i++) {
+    // Walk the chain of references from i to a step given `at` (or a bad one, or back to i: a cycle).
+    const chain = [i]
+    for (let j = target[i]; j !== undefined; j = target[j]) {
+      if (chain.includes(j)) {
+        if (j === i) {
+          cyclic.add(i)
+          problems.push({ path: ['steps', i, 'after', 'step'], message: `a cycle: ${[...chain, i].map(k => `steps[${k}]`).join(' runs after ')}` })
+        }
+        break
+      }
+      chain.push(j)
+    }
+  }
+  const resolve = (i: number, depth = 0): void => {
+    if (i in seq || depth > raw.length) return
+    const s = raw[i]!
+    const j = target[i]
+    if (j === undefined || cyclic.has(i)) {
+      times[i] = s.after !== undefined && s.at === undefined ? undefined : parseTime(s.at)
+      seq[i] = i
+      return
+    }
+    resolve(j, depth + 1)
+    const delay = (s.after as { delay?: unknown }).delay
+    const d = delay === undefined ? 0 : parseTime(delay)
+    const base = times[j]
+    times[i] = base === undefined || d === undefined ? undefined : base + d
+    seq[i] = Math.max(i, (seq[j] ?? j) + 0.5)
+  }
+  for (let i = 0; i < raw.length; i++) resolve(i)
+  return { times, seq, problems }
+}
+
+/**
+ * What the schema cannot say: one action per step, one operation per action, `at` or `after` and
+ * references that exist without a cycle, bad CIDRs, steps after `duration`.
+ */
 function crossChecks(loc: Locator, data: unknown): Issue[] {
   const issues: Issue[] = []
   const o = data as { steps?: unknown; duration?: unknown } | null
@@ -155,13 +249,16 @@ function crossChecks(loc: Locator, data: unknown): Issue[] {
     if (given.length !== 1) issues.push(loc.at(path, given.length === 0 ? `give one of ${keys.join(', ')}` : `give only one of ${given.join(', ')}`))
     return given.length === 1 ? given[0] : undefined
   }
+  const { times, problems } = stepTimes(o.steps)
+  for (const p of problems) issues.push(loc.at(p.path, p.message))
   let last = 0
   o.steps.forEach((s: Record<string, unknown> | null, i) => {
     if (typeof s !== 'object' || s === null || Array.isArray(s)) return
     const here = ['steps', i]
-    const at = parseTime(s.at)
+    const when = exactlyOne(here, s, ['at', 'after'])
+    const at = when ? times[i] : undefined
     if (at !== undefined) {
-      if (at > MAX_TIME_MS) issues.push(loc.at([...here, 'at'], `must be at most ${MAX_TIME_MS} ms`))
+      if (at > MAX_TIME_MS) issues.push(loc.at([...here, when!], when === 'at' ? `must be at most ${MAX_TIME_MS} ms` : `runs at ${at} ms: must be at most ${MAX_TIME_MS} ms`))
       last = Math.max(last, at)
     }
     const action = exactlyOne(here, s, ['toxic', 'partition', 'proxy'])
@@ -189,15 +286,21 @@ function crossChecks(loc: Locator, data: unknown): Issue[] {
 }
 
 function normalize(data: unknown, fallbackName: string): Scenario {
-  type RawStep = Omit<ScenarioStep, 'at'> & { at: number | string }
+  type RawStep = Omit<ScenarioStep, 'at' | 'after'> & { at?: number | string; after?: { step: number | string; delay?: number | string } }
   const o = data as { name?: string; description?: string; repeat: number; duration?: number | string; steps: RawStep[] }
-  const steps: ScenarioStep[] = o.steps.map(s => {
+  const { times, seq } = stepTimes(o.steps)
+  const steps: ScenarioStep[] = o.steps.map((s, i) => {
     const add = s.toxic?.add as { name?: string; type: string; stream: string } | undefined
     if (add && add.name === undefined) add.name = `${add.type}_${add.stream}`
-    return { ...s, at: parseTime(s.at)! }
+    const { after, ...rest } = s
+    return {
+      ...rest,
+      at: times[i]!,
+      ...(after ? { after: { step: after.step, delay: after.delay === undefined ? 0 : parseTime(after.delay)! } } : {}),
+    }
   })
-  // A stable sort: steps at the same time run in file order.
-  const order = steps.map((s, i) => ({ s, i })).sort((a, b) => a.s.at - b.s.at || a.i - b.i).map(x => x.s)
+  // A stable sort: steps at the same time run in file order, except that a step runs after the one it follows.
+  const order = steps.map((s, i) => ({ s, i })).sort((a, b) => a.s.at - b.s.at || seq[a.i]! - seq[b.i]! || a.i - b.i).map(x => x.s)
   const last = order.at(-1)?.at ?? 0
   return deepFreeze({
     name: o.name ?? fallbackName,

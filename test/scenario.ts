@@ -195,6 +195,96 @@ duration: 1s
   t.throws(() => parseScenario('s.yaml', 'steps: []\n', builtins), { message: 's.yaml:1:8: steps: must NOT have fewer than 1 items' })
 })
 
+t.test('after: a step runs a delay after another (by position or name), also in later passes', async t => {
+  const { reg, api, db, clock } = await setup(t)
+  const r = run(reg, `
+repeat: 2
+duration: 1s
+steps:
+  - after: { step: cut, delay: 300ms }
+    partition: { heal: db-cut }
+  - at: 100ms
+    name: cut
+    partition: { cut: { name: db-cut, proxies: [db] } }
+  - after: { step: 1 }
+    toxic: { proxy: api, add: { name: t, type: noop } }
+  - after: { step: 3, delay: 0.2s }
+    toxic: { proxy: api, remove: t }
+`)
+  t.same(r.scenario.steps.map(s => s.at), [100, 400, 400, 600], 'times resolved: 100 + 300, + 0, + 200')
+  t.same(r.scenario.steps[1]!.after, { step: 'cut', delay: 300 })
+  t.equal(r.scenario.steps[0]!.name, 'cut')
+  clock.advance(99)
+  await settle()
+  t.equal(r.log.length, 0)
+  clock.advance(1)
+  await steps(r, 1)
+  t.ok(reg.partitions.has('db-cut'))
+  clock.advance(300)
+  await steps(r, 3)
+  t.notOk(reg.partitions.has('db-cut'), 'healed 300 ms after the cut')
+  t.ok(api.faults.some(f => f.name === 't'), 'the step after it, with no delay, right after it (though earlier in the file)')
+  t.same(r.log.slice(1).map(l => l.did), ['heal partition db-cut', 'add toxic t (noop) to api'])
+  clock.advance(200)
+  await steps(r, 4)
+  t.notOk(api.faults.some(f => f.name === 't'))
+  clock.advance(500)
+  await steps(r, 5)
+  t.same(r.log.at(-1), { pass: 2, step: 1, at_ms: 1100, did: 'cut partition db-cut: db (blackhole, both)' })
+  clock.advance(300)
+  await steps(r, 7)
+  t.same(r.log.slice(5).map(l => l.at_ms), [1400, 1400])
+  clock.advance(1000)
+  await until(() => r.state !== 'running')
+  t.equal(r.state, 'done')
+  t.equal(db.enabled, true)
+  t.equal(clock.pending, 0)
+  // duration defaults to the last resolved time
+  t.equal(parseScenario('d.yaml', 'steps:\n  - { at: 1s, name: a, proxy: { name: api, enabled: false } }\n  - { after: { step: a, delay: 2s }, proxy: { name: api, enabled: true } }\n', builtins).duration, 3000)
+})
+
+t.test('after: validation of references, cycles and at/after, each at file:line:col', async t => {
+  const text = `steps:
+  - at: 1s
+    after: { step: 2 }
+    proxy: { name: api, enabled: false }
+  - proxy: { name: api, enabled: true }
+  - after: { step: 9 }
+    proxy: { name: api, enabled: true }
+  - after: { step: nope, delay: soon }
+    proxy: { name: api, enabled: true }
+  - after: { step: 6 }
+    name: x
+    proxy: { name: api, enabled: true }
+  - after: { step: x }
+    name: x
+    proxy: { name: api, enabled: true }
+  - after: { step: 5, delay: 1s, wat: 1 }   # into the cycle: no time, but no issue of its own
+    proxy: { name: api, enabled: true }
+  - after: { step: 0 }
+    proxy: { name: api, enabled: true }
+duration: 1s
+`
+  const err = (() => { try { parseScenario('after.yaml', text, builtins) } catch (e) { return e as Error & { code: string } } })()
+  t.equal(err?.code, 'COQUIN_ERR_SCENARIO_INVALID')
+  t.same(err?.message.split('\n'), [
+    'after.yaml:2:5: steps[0]: give only one of at, after',
+    'after.yaml:5:5: steps[1]: give one of at, after',
+    'after.yaml:6:20: steps[2].after.step: no step 9: there are 8',
+    'after.yaml:8:20: steps[3].after.step: no step is named nope',
+    'after.yaml:8:33: steps[3].after.delay: must be a time: milliseconds, or a string like 500ms, 10s, 1m, not string "soon"',
+    'after.yaml:10:20: steps[4].after.step: a cycle: steps[4] runs after steps[5] runs after steps[4]',
+    'after.yaml:13:20: steps[5].after.step: a cycle: steps[5] runs after steps[4] runs after steps[5]',
+    'after.yaml:14:11: steps[5].name: x is also the name of steps[4]',
+    'after.yaml:16:34: steps[6].after.wat: unknown field',
+    'after.yaml:18:20: steps[7].after.step: must be >= 1',
+  ])
+  t.throws(() => parseScenario('s.yaml', 'steps:\n  - { after: { step: 1 }, proxy: { name: api, enabled: false } }\n', builtins),
+    { message: 's.yaml:2:22: steps[0].after.step: a step cannot run after itself' })
+  t.throws(() => parseScenario('s.yaml', 'duration: 1s\nsteps:\n  - { at: 800ms, proxy: { name: api, enabled: false } }\n  - { after: { step: 1, delay: 500 }, proxy: { name: api, enabled: true } }\n', builtins),
+    { message: 's.yaml:1:11: duration: shorter than the last step (at 1.3s): steps after it would never run' })
+})
+
 t.test('configs/scenarios/lb-flap.yaml loads, and runs to its end leaving the proxy as it found it', async t => {
   const file = fileURLToPath(new URL('../configs/scenarios/lb-flap.yaml', import.meta.url))
   const s = await loadScenario(file, builtins)
