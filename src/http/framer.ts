@@ -71,23 +71,20 @@ export type Head = RequestHead | ResponseHead
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([^ ]+) +HTTP\/(\d)\.(\d) *$/
 const STATUS_LINE = /^HTTP\/(\d)\.(\d) +(\d{3})(?: (.*))?$/
+const COLON = 0x3a
+/** `1.0` … `1.9`, so that a head does not build its version string. */
+const VERSIONS = Array.from({ length: 10 }, (_, d) => `1.${d}`)
 
-/** Parses a complete head; a string says why it cannot be framed. */
-export function parseHead(raw: Buffer, kind: 'request' | 'response'): Head | string {
-  // One decode for the whole head: latin1 maps bytes 1:1 to UTF-16 units, so string indices are byte offsets.
+/** The fields of a head, as parsed from its bytes (`from`: the end of the start line). */
+function parseFields(raw: Buffer, from: number): HeaderField[] {
   const text = raw.toString('latin1')
-  let lf = text.indexOf('\n')
-  if (lf < 0) return 'no line end in head'
-  const startLine = text.slice(0, lf > 0 && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf)
-  const startEnd = lf + 1
   const fields: HeaderField[] = []
-  let pos = startEnd
-  let fieldsEnd = raw.length
+  let pos = from
   for (;;) {
-    lf = text.indexOf('\n', pos)
-    if (lf < 0) return 'head without an empty line'
+    const lf = text.indexOf('\n', pos)
+    if (lf < 0) break
     const end = lf > pos && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf
-    if (end === pos) { fieldsEnd = pos; break }
+    if (end === pos) break
     const first = text.charCodeAt(pos)
     if ((first === SP || first === HT) && fields.length > 0) {
       const prev = fields[fields.length - 1]!                    // obs-fold: continues the previous value
@@ -104,39 +101,182 @@ export function parseHead(raw: Buffer, kind: 'request' | 'response'): Head | str
     }
     pos = lf + 1
   }
-  if (fields.length > MAX_HEADER_FIELDS) return 'too many header fields'
+  return fields
+}
 
-  let contentLength = -1
-  let codings = ''
-  let close = false, keepAlive = false, upgradeToken = false, hasUpgrade = false, expectContinue = false
-  for (const f of fields) {
-    switch (f.lower) {
-      case 'content-length':
-        for (const part of f.value.split(',')) {
-          const v = part.trim()
-          if (!/^\d{1,15}$/.test(v)) return 'bad content-length'
-          const n = Number(v)
-          if (contentLength >= 0 && n !== contentLength) return 'conflicting content-length'
-          contentLength = n
-        }
-        break
-      case 'transfer-encoding': codings = codings === '' ? f.value : `${codings},${f.value}`; break
-      case 'connection':
-        for (const part of f.value.split(',')) {
-          const v = part.trim().toLowerCase()
-          if (v === 'close') close = true
-          else if (v === 'keep-alive') keepAlive = true
-          else if (v === 'upgrade') upgradeToken = true
-        }
-        break
-      case 'upgrade': hasUpgrade = true; break
-      case 'expect': if (f.value.toLowerCase() === '100-continue') expectContinue = true; break
+/** Where the empty line after `fields` starts; -1 when there is none. */
+function fieldsEndOf(fields: readonly HeaderField[], raw: Buffer, startEnd: number): number {
+  const pos = fields.length === 0 ? startEnd : fields[fields.length - 1]!.end
+  const lf = raw.indexOf(LF, pos)
+  return lf === pos || (lf === pos + 1 && raw[pos] === CR) ? pos : -1
+}
+
+/** What framing needs from the fields, gathered one field at a time. */
+class Framing {
+  contentLength = -1
+  codings = ''
+  close = false
+  keepAlive = false
+  upgradeToken = false
+  hasUpgrade = false
+  expectContinue = false
+  error: string | undefined = undefined
+
+  contentLengthField(value: string): void {
+    if (this.error !== undefined) return
+    for (const part of value.split(',')) {
+      const v = part.trim()
+      if (!/^\d{1,15}$/.test(v)) { this.error = 'bad content-length'; return }
+      this.contentLengthValue(Number(v))
+      if (this.error !== undefined) return
     }
   }
+  contentLengthValue(n: number): void {
+    if (this.error !== undefined) return
+    if (this.contentLength >= 0 && n !== this.contentLength) { this.error = 'conflicting content-length'; return }
+    this.contentLength = n
+  }
+  connectionField(value: string): void {
+    for (const part of value.split(',')) {
+      const v = part.trim().toLowerCase()
+      if (v === 'close') this.close = true
+      else if (v === 'keep-alive') this.keepAlive = true
+      else if (v === 'upgrade') this.upgradeToken = true
+    }
+  }
+  field(lower: string, value: string): void {
+    switch (lower) {
+      case 'content-length': this.contentLengthField(value); break
+      case 'transfer-encoding': this.codings = this.codings === '' ? value : `${this.codings},${value}`; break
+      case 'connection': this.connectionField(value); break
+      case 'upgrade': this.hasUpgrade = true; break
+      case 'expect': if (value.toLowerCase() === '100-continue') this.expectContinue = true; break
+    }
+  }
+}
+
+/** A Content-Length value that is 1 to 15 digits between spaces and tabs, read from the bytes; else -1. */
+function plainLength(raw: Buffer, from: number, to: number): number {
+  while (from < to && (raw[from] === SP || raw[from] === HT)) from++
+  while (to > from && (raw[to - 1] === SP || raw[to - 1] === HT)) to--
+  if (to === from || to - from > 15) return -1
+  let n = 0
+  for (let k = from; k < to; k++) {
+    const d = raw[k]! - 0x30
+    if (d < 0 || d > 9) return -1
+    n = n * 10 + d
+  }
+  return n
+}
+
+/** Whether raw[from, from + name.length) is `name` (lower case) in any case. */
+function nameIs(raw: Buffer, from: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    const c = raw[from + k]!
+    const t = name.charCodeAt(k)
+    if (c !== t && (t < 0x61 || c + 0x20 !== t)) return false      // letters in any case, `-` as is
+  }
+  return true
+}
+
+const FIELD_OF_LENGTH: (string | undefined)[] = []
+for (const n of ['content-length', 'transfer-encoding', 'connection', 'upgrade', 'expect']) FIELD_OF_LENGTH[n.length] = n
+
+
+abstract class ParsedHead {
+  #fields: readonly HeaderField[] | undefined
+  readonly #close: boolean
+  readonly #keepAlive: boolean
+  readonly #upgrade: boolean
+  constructor(
+    readonly raw: Buffer, readonly startEnd: number, readonly fieldsEnd: number, fields: readonly HeaderField[] | undefined,
+    readonly version: string, readonly chunked: boolean, readonly otherCoding: boolean, readonly contentLength: number, f: Framing,
+  ) {
+    this.#fields = fields
+    this.#close = f.close
+    this.#keepAlive = f.keepAlive
+    this.#upgrade = f.upgradeToken
+  }
+  /** Built on first use: framing reads only the fields it needs. */
+  get fields(): readonly HeaderField[] { return this.#fields ??= parseFields(this.raw, this.startEnd) }
+  get connection(): { readonly close: boolean; readonly keepAlive: boolean; readonly upgrade: boolean } {
+    return { close: this.#close, keepAlive: this.#keepAlive, upgrade: this.#upgrade }
+  }
+}
+
+class ParsedRequest extends ParsedHead implements RequestHead {
+  readonly kind = 'request' as const
+  constructor(
+    raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
+    chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
+    readonly method: string, readonly target: string, readonly upgrade: boolean, readonly expectContinue: boolean, readonly keepAlive: boolean,
+  ) { super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f) }
+}
+
+class ParsedResponse extends ParsedHead implements ResponseHead {
+  readonly kind = 'response' as const
+  constructor(
+    raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
+    chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
+    readonly status: number, readonly reason: string,
+  ) { super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f) }
+}
+
+/** Parses a complete head; a string says why it cannot be framed. */
+export function parseHead(raw: Buffer, kind: 'request' | 'response'): Head | string {
+  const n = raw.length
+  let lf = raw.indexOf(LF)
+  if (lf < 0) return 'no line end in head'
+  const startEnd = lf + 1
+  let f = new Framing()
+  let fields: HeaderField[] | undefined
+  let fieldsEnd = n
+  let lines = 0
+  // One pass over the field bytes: names are compared in place, values read only for the framing fields.
+  // A folded line (obs-fold) continues a value: then the fields are parsed whole, as strings.
+  let pos = startEnd
+  for (;;) {
+    if (pos >= n) return 'head without an empty line'
+    const first = raw[pos]!
+    if (first === SP || first === HT) { fields = parseFields(raw, startEnd); break }
+    let k = pos
+    let c = first
+    while (c !== COLON && c !== LF && ++k < n) c = raw[k]!
+    if (k >= n) return 'head without an empty line'
+    const colon = c === COLON ? k : -1
+    lf = k
+    while (c !== LF && ++lf < n) c = raw[lf]!
+    if (lf >= n) return 'head without an empty line'
+    const end = lf > pos && raw[lf - 1] === CR ? lf - 1 : lf
+    if (end === pos) { fieldsEnd = pos; break }
+    lines++
+    if (colon >= 0 && colon < end) {
+      let nameEnd = colon
+      while (nameEnd > pos && (raw[nameEnd - 1] === SP || raw[nameEnd - 1] === HT)) nameEnd--
+      const name = FIELD_OF_LENGTH[nameEnd - pos]
+      if (name !== undefined && nameIs(raw, pos, name)) {
+        const v = name === 'content-length' ? plainLength(raw, colon + 1, end) : -1
+        if (v >= 0) f.contentLengthValue(v)
+        else f.field(name, raw.toString('latin1', colon + 1, end).trim())
+      }
+    }
+    pos = lf + 1
+  }
+  if (fields !== undefined) {
+    fieldsEnd = fieldsEndOf(fields, raw, startEnd)
+    if (fieldsEnd < 0) return 'head without an empty line'
+    lines = fields.length
+    f = new Framing()                                            // again, over the folded values
+    for (const field of fields) f.field(field.lower, field.value)
+  }
+  if (lines > MAX_HEADER_FIELDS) return 'too many header fields'
+  if (f.error !== undefined) return f.error
+
+  const codings = f.codings
   const lastCoding = codings === '' ? '' : codings.split(',').at(-1)!.trim().toLowerCase()
   const chunked = lastCoding === 'chunked'
   const otherCoding = codings.trim() !== '' && !chunked
-  const connection = { close, keepAlive, upgrade: upgradeToken }
+  const startLine = raw.toString('latin1', 0, startEnd > 1 && raw[startEnd - 2] === CR ? startEnd - 2 : startEnd - 1)
 
   if (kind === 'request') {
     const m = REQUEST_LINE.exec(startLine)
@@ -144,22 +284,20 @@ export function parseHead(raw: Buffer, kind: 'request' | 'response'): Head | str
     if (m[3] !== '1') return `unsupported version HTTP/${m[3]}.${m[4]}`
     if (otherCoding) return 'request transfer-encoding without chunked'
     const method = m[1]!
-    const version = `${m[3]}.${m[4]}`
-    return {
-      kind, raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength: chunked ? -1 : contentLength, connection,
-      method, target: m[2]!,
-      upgrade: method === 'CONNECT' || (hasUpgrade && upgradeToken),
-      expectContinue,
-      keepAlive: version === '1.0' ? keepAlive && !close : !close,
-    }
+    const version = VERSIONS[m[4]!.charCodeAt(0) - 0x30]!
+    return new ParsedRequest(
+      raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, chunked ? -1 : f.contentLength, f,
+      method, m[2]!, method === 'CONNECT' || (f.hasUpgrade && f.upgradeToken), f.expectContinue,
+      version === '1.0' ? f.keepAlive && !f.close : !f.close,
+    )
   }
   const m = STATUS_LINE.exec(startLine)
   if (!m) return 'bad status line'
   if (m[1] !== '1') return `unsupported version HTTP/${m[1]}.${m[2]}`
-  return {
-    kind, raw, startEnd, fieldsEnd, fields, version: `${m[1]}.${m[2]}`, chunked, otherCoding,
-    contentLength: chunked ? -1 : contentLength, connection, status: Number(m[3]), reason: m[4] ?? '',
-  }
+  return new ParsedResponse(
+    raw, startEnd, fieldsEnd, fields, VERSIONS[m[2]!.charCodeAt(0) - 0x30]!, chunked, otherCoding,
+    chunked ? -1 : f.contentLength, f, Number(m[3]), m[4] ?? '',
+  )
 }
 
 function isToken(s: string, from: number, to: number): boolean {
@@ -337,8 +475,10 @@ export class Framer {
     const n = chunk.length
     let j = i
     for (;;) {
-      const lf = chunk.indexOf(LF, j)
-      const stop = lf < 0 ? n : lf
+      let lf = j                                                 // a loop: head lines are short, a call costs more
+      while (lf < n && chunk[lf] !== LF) lf++
+      const stop = lf
+      if (lf === n) lf = -1
       if (this.#first) {
         // Fail fast on what is not HTTP (TLS, binary protocols): check the start of the first line.
         const bad = this.kind === 'request' ? this.#badMethod(chunk, j, stop) : this.#badVersion(chunk, j, stop)
