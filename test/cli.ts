@@ -7,11 +7,11 @@ import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Command, CommanderError } from 'commander'
 import { startCoquin } from '../src/server.js'
-import { parseValue, registerClientCommands } from '../src/cli-client.js'
+import { parseValue } from '../src/cli-client.js'
 import { formatTable } from '../src/table.js'
 import { echoServer } from './helpers/net.js'
+import { runCli } from './helpers/cli.js'
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
 
@@ -31,21 +31,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
 
 /** The same commands in this process: a fresh program each time, output and exit code captured. */
 async function inProcess(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  let code = 0
-  const program = new Command('coquin').exitOverride()
-    .configureOutput({ writeOut: s => { stdout += s }, writeErr: s => { stderr += s } })
-  registerClientCommands(program, {
-    stdout: { write: s => { stdout += s } }, stderr: { write: s => { stderr += s } }, env, setExitCode: c => { code = c },
-  })
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    code = err.exitCode
-  }
-  return { code, signal: null, stdout, stderr }
+  return { ...(await runCli(args, env)), signal: null }
 }
 
 async function freePort(): Promise<number> {

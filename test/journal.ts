@@ -8,19 +8,19 @@ import { existsSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Command, CommanderError } from 'commander'
 import { startCoquin } from '../src/server.js'
 import { ManualClock } from '../src/clock.js'
 import { Journal, type JournalEvent as ServerEvent, type JournalLink } from '../src/journal.js'
 import { nullObserver, observers } from '../src/observer.js'
 import type { Link } from '../src/link.js'
 import type { Fault } from '../src/fault.js'
-import { registerClientCommands, formatEvent } from '../src/cli-client.js'
+import { formatEvent } from '../src/cli-client.js'
 import {
   Coquin, attempts, linksUsed, requestsFor, retryGaps, type DroppedNotice, type JournalEvent, type ProxyHandle,
 } from '../src/client.js'
 import { connect, echoServer, readBytes, until, within } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
+import { runCli } from './helpers/cli.js'
 
 type T = Test
 
@@ -339,18 +339,7 @@ t.test('GET /proxies/{name}/links: open links with client, bytes, idle_ms and to
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
-async function inProcess(args: string[], env: Record<string, string>): Promise<Run> {
-  let stdout = '', stderr = '', code = 0
-  const program = new Command('coquin').exitOverride().configureOutput({ writeOut: s => { stdout += s }, writeErr: s => { stderr += s } })
-  registerClientCommands(program, { stdout: { write: s => { stdout += s } }, stderr: { write: s => { stderr += s } }, env, setExitCode: c => { code = c } })
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    code = err.exitCode
-  }
-  return { code, stdout, stderr }
-}
+const inProcess = runCli
 
 t.test('coquin events and coquin links', async t => {
   const env = { COQUIN_URL: server.url }

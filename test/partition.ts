@@ -4,18 +4,17 @@ import t, { type Test } from 'tap'
 import net, { type Socket } from 'node:net'
 import path from 'node:path'
 import { once } from 'node:events'
-import { Command, CommanderError } from 'commander'
 import { collect, connect, listen, readBytes, registry, until, within } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
 import { nullObserver } from '../src/observer.js'
 import { ManualClock } from '../src/clock.js'
 import { clientMatcher, parseTime } from '../src/partition.js'
 import { applyConfig, loadConfig, type ConfigIssue } from '../src/config.js'
-import { registerClientCommands } from '../src/cli-client.js'
 import { startCoquin } from '../src/server.js'
 import { builtins } from '../behaviors/index.js'
 import { Coquin, CoquinApiError } from '../src/client.js'
 import type { RegistryOptions } from '../src/registry.js'
+import { runCli } from './helpers/cli.js'
 
 /** An echo upstream that records what it gets, a registry counting dropped bytes, and proxy `db` in front. */
 async function setup(t: Test, opts: Partial<RegistryOptions> = {}) {
@@ -392,21 +391,7 @@ t.test('config: partitions are checked with file:line:col and applied; reapplyin
 })
 
 /** The client commands in this process, output and exit code captured (as test/cli.ts does). */
-async function cli(args: string[], env: Record<string, string>) {
-  let stdout = '', stderr = '', code = 0
-  const program = new Command('coquin').exitOverride()
-    .configureOutput({ writeOut: s => { stdout += s }, writeErr: s => { stderr += s } })
-  registerClientCommands(program, {
-    stdout: { write: s => { stdout += s } }, stderr: { write: s => { stderr += s } }, env, setExitCode: c => { code = c },
-  })
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    code = err.exitCode
-  }
-  return { code, stdout, stderr }
-}
+const cli = runCli
 
 t.test('CLI: partition cut, list, heal', async t => {
   const server = await startCoquin({ port: 0 })

@@ -3,16 +3,15 @@
 import t, { type Test } from 'tap'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, CommanderError } from 'commander'
 import { listen, registry, until } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
 import { ManualClock } from '../src/clock.js'
 import { loadScenario, parseScenario, type ScenarioRun } from '../src/scenario.js'
-import { registerClientCommands } from '../src/cli-client.js'
 import { startCoquin } from '../src/server.js'
 import { Coquin, CoquinApiError, CoquinScenarioError } from '../src/client.js'
 import { builtins } from '../behaviors/index.js'
 import type { Registry } from '../src/registry.js'
+import { runCli } from './helpers/cli.js'
 
 /** A registry on a manual clock (unless given another) with proxies api and db in front of an echo server. */
 async function setup(t: Test, clock: ManualClock | undefined = new ManualClock()) {
@@ -397,25 +396,7 @@ t.test('typed client: coquin.scenario() runs to the end; startScenario().stop() 
   t.same(api.faults, [], 'aborting stopped it, and stopping undid it')
 })
 
-/** The client commands in this process; `interrupt` is the Ctrl-C handler `scenario run` registered. */
-async function cli(args: string[], env: Record<string, string>, onOut?: (stdout: string, interrupt: () => void) => void) {
-  let stdout = '', stderr = '', code = 0
-  let interrupt = () => {}
-  const program = new Command('coquin').exitOverride()
-    .configureOutput({ writeOut: s => { stdout += s }, writeErr: s => { stderr += s } })
-  registerClientCommands(program, {
-    stdout: { write: s => { stdout += s; onOut?.(stdout, interrupt) } }, stderr: { write: s => { stderr += s } }, env,
-    setExitCode: c => { code = c },
-    onInterrupt: fn => { interrupt = fn; return () => { interrupt = () => {} } },
-  })
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    code = err.exitCode
-  }
-  return { code, stdout, stderr }
-}
+const cli = runCli
 
 t.test('CLI: scenario run shows each step; Ctrl-C stops it and undoes; check; list; stop', async t => {
   const server = await startCoquin({ port: 0 })
