@@ -1,7 +1,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
-import { collect, connect, hashUntilEnd, listen, proxyTo, sendRandom, until, within, withEchoProxy } from '../helpers/net.js'
+import { collect, connect, hashUntilEnd, listen, proxyTo, sendRandom, until, within, withEchoProxy, assertEchoExact } from '../helpers/net.js'
 import { HIGH_WATER } from '../../src/link.js'
 import type { Proxy } from '../../src/proxy.js'
 
@@ -31,13 +31,7 @@ t.test('rate 1000 KB/s: 2.5 MB takes 2.5 s (±10%), byte-exact', async t => {
 
 t.test('a high rate passes 4 MiB each way byte-exact, in random chunk sizes', async t => {
   const { client, proxy } = await withEchoProxy(t, [{ type: 'bandwidth', stream: 'both', attributes: { rate: 500_000 } }])
-  const received = hashUntilEnd(client)
-  const sent = await sendRandom(client, 4 << 20)
-  const got = await received
-  t.equal(got.bytes, 4 << 20)
-  t.equal(got.hash, sent)
-  await within(once(client, 'close'), 5000, 'close')
-  await until(() => proxy.connections === 0)
+  await assertEchoExact(t, client, proxy, 4 << 20)
 })
 
 t.test('rate 0 stalls with bounded memory; removing the fault delivers everything in order', async t => {

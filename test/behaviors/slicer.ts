@@ -1,6 +1,6 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { hashUntilEnd, readBytes, sendRandom, sha256, until, within, withEchoProxy, collect } from '../helpers/net.js'
+import { hashUntilEnd, readBytes, sendRandom, sha256, until, within, withEchoProxy, collect, assertEchoExact } from '../helpers/net.js'
 import slicer from '../../behaviors/slicer.js'
 import { Catalog } from '../../src/fault.js'
 import { realClock } from '../../src/clock.js'
@@ -74,13 +74,7 @@ t.test('with a delay the client sees many small reads, delay µs apart, byte-exa
 t.test('4 MiB each way pass byte-exact and in order, FIN after the last piece', async t => {
   const { client, proxy } = await withEchoProxy(t, [{ type: 'slicer', stream: 'both',
     attributes: { average_size: 2048, size_variation: 1500, delay: 5 } }])
-  const received = hashUntilEnd(client)
-  const sent = await sendRandom(client, 4 << 20)
-  const got = await received
-  t.equal(got.bytes, 4 << 20)
-  t.equal(got.hash, sent)
-  await within(once(client, 'close'), 5000, 'close')
-  await until(() => proxy.connections === 0)
+  await assertEchoExact(t, client, proxy, 4 << 20)
 })
 
 t.test('tiny pieces with no delay stay byte-exact', async t => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
-import { collect, connect, hashUntilEnd, listen, proxyTo, sendRandom, until, within, withEchoProxy } from '../helpers/net.js'
+import { collect, connect, hashUntilEnd, listen, proxyTo, sendRandom, until, within, withEchoProxy, assertEchoExact } from '../helpers/net.js'
 
 t.test('data passes at once; the FIN comes delay ms later', async t => {
   const { client, proxy } = await withEchoProxy(t, [{ type: 'slow_close', stream: 'downstream', attributes: { delay: 500 } }])
@@ -45,13 +45,7 @@ t.test('upstream: the server sees the FIN late and can still answer meanwhile (h
 
 t.test('4 MiB each way pass byte-exact', async t => {
   const { client, proxy } = await withEchoProxy(t, [{ type: 'slow_close', stream: 'both', attributes: { delay: 50 } }])
-  const received = hashUntilEnd(client)
-  const sent = await sendRandom(client, 4 << 20)
-  const got = await received
-  t.equal(got.bytes, 4 << 20)
-  t.equal(got.hash, sent)
-  await within(once(client, 'close'), 3000, 'close')
-  await until(() => proxy.connections === 0)
+  await assertEchoExact(t, client, proxy, 4 << 20)
 })
 
 t.test('removal passes a held FIN at once', async t => {

@@ -127,3 +127,18 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     await new Promise(r => setImmediate(r))
   }
 }
+
+/**
+ * Streams `bytes` random bytes through an echo link, asserts every byte came back (SHA-256 equal),
+ * then waits for the client to close and the proxy to have no link left.
+ */
+export async function assertEchoExact(t: { equal(a: unknown, b: unknown, msg: string): unknown }, client: net.Socket,
+  proxy: Proxy, bytes: number, label = ''): Promise<void> {
+  const received = hashUntilEnd(client)
+  const sent = await sendRandom(client, bytes)
+  const got = await received
+  t.equal(got.bytes, bytes, `${label}every byte came back`)
+  t.equal(got.hash, sent, `${label}SHA-256 equal`)
+  await within(once(client, 'close'), 10_000, 'close')
+  await until(() => proxy.connections === 0)
+}
