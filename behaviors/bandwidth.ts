@@ -15,7 +15,7 @@ export default defineBehavior({
     'sent at once, in order, then the FIN if one was held.',
   attributes: Type.Object({
     rate: Type.Integer({
-      minimum: 0, default: 0,
+      minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0,
       description: 'KB/s (1 KB = 1000 bytes, so also bytes per ms); 0 holds all data until the fault is removed',
     }),
   }),

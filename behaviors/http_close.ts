@@ -12,8 +12,8 @@ export default defineBehavior({
   protocols: ['http'],
   attributes: Type.Object({
     match: httpMatch,
-    every: Type.Integer({ minimum: 0, default: 0, description: 'close after every N-th response on a link, unannounced; 0 = unset' }),
-    after_requests: Type.Integer({ minimum: 0, default: 0, description: 'close after the N-th request\'s response, with Connection: close; 0 = unset' }),
+    every: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'close after every N-th response on a link, unannounced; 0 = unset' }),
+    after_requests: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'close after the N-th request\'s response, with Connection: close; 0 = unset' }),
     mode: Type.Union([Type.Literal('fin'), Type.Literal('rst')], { default: 'fin', description: 'fin: close both sides; rst: reset them' }),
   }),
   validate: a => checkMatch(a.match),

@@ -1,5 +1,8 @@
 import { checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/behavior.js'
 
+/** The longest timer Node holds (2^31 - 1 ms, the attributes' maximum): a longer one fires after 1 ms. */
+const MAX_DELAY_MS = 2 ** 31 - 1
+
 export default defineBehavior({
   type: 'http_delay',
   summary: 'Delay matching requests before forwarding them, or their response\'s head, or its body.',
@@ -24,7 +27,7 @@ export default defineBehavior({
       const spread = a.distribution === 'normal'
         ? Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
         : random() * 2 - 1
-      d = Math.max(0, Math.round(d + spread * a.jitter))
+      d = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(d + spread * a.jitter)))   // delay + jitter may pass it
     }
     return { action: 'delay', phase: a.phase, ms: d }
   },

@@ -28,8 +28,8 @@ export default defineBehavior({
   protocols: ['http'],
   attributes: Type.Object({
     match: httpMatch,
-    rate: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'requests per second allowed per key' }),
-    burst: Type.Integer({ minimum: 0, default: 0, description: 'bucket size: requests allowed at once; 0 = rate (at least 1)' }),
+    rate: Type.Number({ exclusiveMinimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 10, description: 'requests per second allowed per key' }),
+    burst: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'bucket size: requests allowed at once; 0 = rate (at least 1)' }),
     key: Type.String({
       pattern: '^(bucket|host_bucket|path|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+)$', default: 'bucket',
       description: 'what a limit applies to: `bucket` (first path segment), `host_bucket` (the Host\'s first label), `path`, or `header:NAME`',

@@ -22,7 +22,8 @@ export default defineBehavior({
     const check = () => {
       timer = undefined
       const remaining = Math.max(link.lastActivity(), started) + idle - link.clock.now()
-      if (remaining > 0) { timer = link.clock.setTimeout(check, remaining); return }
+      // At most idle, but (last + idle) - now may round past the longest timer (2^31 - 1 ms) at idle's maximum.
+      if (remaining > 0) { timer = link.clock.setTimeout(check, Math.min(idle, remaining)); return }
       if (mode === 'fin') link.close()
       else if (mode === 'silent') link.silence()
       else link.reset()

@@ -16,13 +16,22 @@ export interface FaultSpec {
   attributes?: Record<string, unknown>
 }
 
+/**
+ * The largest count, size or rate an attribute takes: above 2^53 - 1 a double no longer holds every
+ * integer (2^53 + 1 arrives as 2^53), and nothing coquin counts gets near it. Durations have their own,
+ * smaller bound: `ms()` in behavior.ts caps them at 2^31 - 1 ms, the longest timer Node can hold.
+ */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER
+
 /** Attributes the core adds to every behavior: transient faults, Vaurien style. */
 const common = {
-  after: Type.Integer({ minimum: 0, default: 0, description: 'skip the first N links (HTTP: requests) this fault would hit' }),
-  count: Type.Integer({ minimum: 0, default: 0, description: 'stop after hitting N links (HTTP: requests); 0 = no limit' }),
+  after: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'skip the first N links (HTTP: requests) this fault would hit' }),
+  count: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'stop after hitting N links (HTTP: requests); 0 = no limit' }),
 }
 
-export const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false })
+// strictNumbers: NaN and ±Infinity (YAML's .nan and .inf, JSON's 1e999) are not numbers: without it
+// ajv takes Infinity as an integer that no `minimum` refuses.
+export const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, strictNumbers: true })
 
 export function attributeSchema(b: Behavior): TObject {
   return Type.Object({ ...b.attributes.properties, ...common }, { additionalProperties: false })
