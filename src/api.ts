@@ -13,7 +13,7 @@ import type { Logger } from './log.js'
 import { scenarioFromBody } from './scenario.js'
 import { openLinks, parseEventQuery, type EventQuery, type Journal, type Subscription } from './journal.js'
 import {
-  ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, MethodNotAllowedError, UnauthorizedError,
+  ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, MethodNotAllowedError, NoCertificateError, UnauthorizedError,
 } from './errors.js'
 
 /** Request bodies above this get a 413 (Toxiproxy has no limit; no legitimate body comes near it). */
@@ -177,6 +177,18 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
     {
       path: ['proxies', '*', 'links'],                // coquin's own: the open links, with bytes, idle time and faults
       methods: { GET: { run: ({ params: [name] }) => json(200, openLinks(registry.get(name!))) } },
+    },
+    {
+      path: ['proxies', '*', 'certificate'],          // coquin's own: the certificate it shows clients, for them to trust
+      methods: {
+        GET: {
+          run({ params: [name] }) {
+            const cert = registry.get(name!).tls?.listen?.cert
+            if (!cert) throw new NoCertificateError()
+            return { status: 200, body: cert, type: 'application/x-pem-file' }
+          },
+        },
+      },
     },
     {
       path: ['reset'],

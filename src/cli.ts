@@ -91,6 +91,26 @@ serverOptions(program.command('proxy')
     return run({ ...o, proxies: [{ name: o.name, listen: o.listen, upstream: o.upstream, toxics }] })
   })
 
+program.command('cert')
+  .description('make a throwaway self-signed certificate (EC P-256, its own CA) for tls.listen')
+  .argument('[names...]', 'DNS names and IP addresses it is for', ['localhost', '127.0.0.1', '::1'])
+  .option('-o, --out <dir>', 'write cert.pem and key.pem there (default: print both to stdout)')
+  .option('--days <n>', 'validity in days', positive('--days'), 30)
+  .action(async (names: string[], o: { out?: string; days: number }) => {
+    try {
+      const { selfSignedCertificate } = await import('./tls.js')
+      const c = await selfSignedCertificate(names, o.days)
+      if (!o.out) { process.stdout.write(c.cert + c.key); return }
+      const { mkdir, writeFile } = await import('node:fs/promises')
+      const path = await import('node:path')
+      await mkdir(o.out, { recursive: true })
+      await writeFile(path.join(o.out, 'cert.pem'), c.cert)
+      await writeFile(path.join(o.out, 'key.pem'), c.key, { mode: 0o600 })
+      process.stdout.write(`${path.join(o.out, 'cert.pem')} and key.pem for ${names.join(', ')}, ${o.days} days, SHA-256 ${c.fingerprint}\n` +
+        `clients trust it as their CA, e.g. curl --cacert ${path.join(o.out, 'cert.pem')}\n`)
+    } catch (err) { fail(err) }
+  })
+
 registerClientCommands(program)
 
 program.parseAsync().catch(fail)

@@ -2,7 +2,9 @@
 // keys and every fault's attributes. All issues are collected, each mapped back through the YAML
 // node ranges to file:line:column and a field path, before one ConfigInvalidError. The checked
 // config has its defaults filled in and is deeply frozen. applyConfig brings a registry to it.
+import { accessSync, constants } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { Behavior } from './behavior.js'
@@ -10,6 +12,7 @@ import { attributeSchema, type FaultStream } from './fault.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import { parseAddress } from './proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
+import type { TlsSpec } from './tls.js'
 import { ConfigInvalidError, ConfigReadError, type CoquinError } from './errors.js'
 
 export const SCHEMA_ID = 'urn:coquin:config'
@@ -31,6 +34,8 @@ export interface ProxyConfig extends ProxySpec {
   readonly enabled: boolean
   readonly protocol: 'tcp' | 'http'
   readonly header_faults: boolean
+  /** File paths made absolute (relative to the config's folder) at load. */
+  readonly tls?: TlsSpec
   readonly toxics: readonly ToxicConfig[]
 }
 
@@ -117,6 +122,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
           enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
           protocol: { enum: ['tcp', 'http'], default: 'tcp', description: 'http: faults act per request' },
           header_faults: { type: 'boolean', default: false, description: 'http: honour x-coquin-fault-* request headers (Envoy style)' },
+          tls: { $ref: '#/definitions/tls' },
           toxics: { type: 'array', default: [], items: { $ref: '#/definitions/toxic' }, description: 'faults on this proxy' },
         },
       },
@@ -125,6 +131,31 @@ export function configSchema(behaviors: readonly Behavior[]): object {
         required: ['type'],
         discriminator: { propertyName: 'type' },
         oneOf: behaviors.map(toxicSchema),
+      },
+      tls: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'TLS: terminate it from clients (listen) and/or originate it to the upstream (upstream)',
+        properties: {
+          listen: {
+            type: ['object', 'boolean'], additionalProperties: false,
+            description: 'terminate TLS from clients; {} or true: a throwaway self-signed certificate (localhost, 127.0.0.1, ::1)',
+            properties: {
+              cert: { type: 'string', minLength: 1, description: 'certificate chain: a PEM file (relative to this config) or PEM text' },
+              key: { type: 'string', minLength: 1, description: 'its private key: a PEM file or PEM text' },
+              handshake_timeout: { type: 'integer', minimum: 1, maximum: 3_600_000, description: 'ms a client may take to finish its handshake (default 10000)' },
+            },
+          },
+          upstream: {
+            type: ['object', 'boolean'], additionalProperties: false,
+            description: 'originate TLS to the upstream; {} or true: verified against Node\'s CAs',
+            properties: {
+              servername: { type: 'string', minLength: 1, description: 'SNI and the name its certificate must carry (default: the upstream host)' },
+              ca: { type: 'string', minLength: 1, description: 'CA certificate(s) to trust: a PEM file or PEM text' },
+              insecure: { type: 'boolean', description: 'true: do not verify the upstream\'s certificate' },
+            },
+          },
+        },
       },
       partition: { ...partitionSchema(), description: 'a named cut of the paths through some proxies (src/partition.ts)' },
       settings: {
@@ -317,6 +348,8 @@ function crossChecks(loc: Locator, data: unknown, behaviors: readonly Behavior[]
       }
     }
 
+    issues.push(...tlsChecks(loc, here, p.tls))
+
     if (!Array.isArray(p.toxics)) return
     const toxicNames = new Map<string, number>()
     p.toxics.forEach((t: Record<string, unknown> | null, j) => {
@@ -340,6 +373,44 @@ function crossChecks(loc: Locator, data: unknown, behaviors: readonly Behavior[]
     })
   })
   return issues
+}
+
+/** TLS: a cert needs its key, and the files must be there (relative to the config's folder). */
+function tlsChecks(loc: Locator, here: Segment[], t: unknown): Issue[] {
+  if (typeof t !== 'object' || t === null) return []
+  const issues: Issue[] = []
+  const dir = path.dirname(loc.file)
+  const { listen, upstream } = t as Record<string, unknown>
+  const files: [Segment[], unknown][] = []
+  if (typeof listen === 'object' && listen !== null) {
+    const l = listen as Record<string, unknown>
+    if ((l.cert === undefined) !== (l.key === undefined)) {
+      issues.push(loc.at([...here, 'tls', 'listen'], 'give both cert and key, or neither for a throwaway self-signed certificate'))
+    }
+    files.push([[...here, 'tls', 'listen', 'cert'], l.cert], [[...here, 'tls', 'listen', 'key'], l.key])
+  }
+  if (typeof upstream === 'object' && upstream !== null) files.push([[...here, 'tls', 'upstream', 'ca'], (upstream as Record<string, unknown>).ca])
+  for (const [at, value] of files) {
+    if (typeof value !== 'string' || value === '' || value.includes('-----BEGIN ')) continue
+    try {
+      accessSync(path.resolve(dir, value), constants.R_OK)
+    } catch (err) {
+      issues.push(loc.at(at, `cannot read ${path.resolve(dir, value)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`))
+    }
+  }
+  return issues
+}
+
+/** TLS file paths in a config are relative to its folder: make them absolute, for the registry. */
+function resolveTlsPaths(file: string, p: { tls?: unknown }): void {
+  const t = p.tls as { listen?: Record<string, unknown>; upstream?: Record<string, unknown> } | undefined
+  if (typeof t !== 'object' || t === null) return
+  const dir = path.dirname(path.resolve(file))
+  const fix = (o: Record<string, unknown> | undefined, k: string) => {
+    const v = o?.[k]
+    if (typeof o === 'object' && o !== null && typeof v === 'string' && !v.includes('-----BEGIN ')) o[k] = path.resolve(dir, v)
+  }
+  fix(t.listen, 'cert'); fix(t.listen, 'key'); fix(t.upstream, 'ca')
 }
 
 function deepFreeze<T>(v: T): T {
@@ -443,6 +514,7 @@ export function parseConfig(file: string, text: string, behaviors: readonly Beha
   })
   const checked = data as { proxies: ProxyConfig[]; partitions?: PartitionSpec[]; settings?: Settings; $schema?: string }
   for (const p of checked.proxies) {
+    resolveTlsPaths(file, p)
     for (const t of p.toxics) {
       if (t.name === undefined) (t as { name: string }).name = `${t.type}_${t.stream}`
     }
@@ -509,7 +581,7 @@ export async function applyConfig(registry: Registry, config: Config): Promise<v
   }
   for (const spec of config.proxies) {
     const proxy = registry.proxies.get(spec.name)
-    if (proxy && proxy.protocol !== spec.protocol) {
+    if (proxy && (proxy.protocol !== spec.protocol || !same(proxy.tls?.spec, registry.check(spec).tls))) {
       await step(spec.name, async () => { await registry.delete(spec.name); await registry.create(spec) })
       continue
     }

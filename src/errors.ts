@@ -30,6 +30,7 @@ export const ListenError = define('COQUIN_ERR_LISTEN', 500,
 export const ConfigInvalidError = define('COQUIN_ERR_CONFIG_INVALID', 400, (detail: string) => detail)
 export const ConfigReadError = define('COQUIN_ERR_CONFIG_READ', 400,
   (file: string, reason: string) => `cannot read config ${file}: ${reason}`)
+export const NoCertificateError = define('COQUIN_ERR_NO_CERTIFICATE', 404, () => 'this proxy does not terminate TLS: it has no certificate (see tls.listen)')
 export const UnauthorizedError = define('COQUIN_ERR_UNAUTHORIZED', 401, () => 'missing or wrong bearer token')
 export const BodyTooLargeError = define('COQUIN_ERR_BODY_TOO_LARGE', 413, (limit: number) => `request body over ${limit} bytes`)
 

@@ -2,6 +2,7 @@
 // reused or re-opened. Each direction is the source socket, a chain of stages (one per active fault)
 // and the destination socket; with no stage, chunks go straight across (the fast path).
 import net from 'node:net'
+import tls from 'node:tls'
 import type { Clock, Timer } from './clock.js'
 import type { Fault } from './fault.js'
 import type { Logger } from './log.js'
@@ -9,6 +10,7 @@ import type { Observer } from './observer.js'
 import type { Random } from './random.js'
 import type { LinkView, Sink, Stage, Stream } from './behavior.js'
 import { createHttpStages, type HttpLinkView } from './http/index.js'
+import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
 export const HIGH_WATER = 512 * 1024
@@ -30,6 +32,8 @@ export interface LinkOwner {
   readonly protocol?: 'tcp' | 'http'
   /** HTTP mode: honour x-coquin-fault-* request headers (the proxy's `header_faults`); read per request. */
   readonly headerFaults?: boolean
+  /** TLS to originate to the upstream (src/tls.ts); the client socket arrives already decrypted. */
+  readonly tls?: ProxyTls
   upstreamTarget(): { host: string; port: number }
   linkClosed(link: Link): void
 }
@@ -171,7 +175,7 @@ export class Link {
     this.log = owner.log
     this.clock = owner.clock
     this.lastActive = this.clock.now()
-    this.upstream = new net.Socket({ allowHalfOpen: true })
+    this.upstream = this.#upstreamSocket()
     this.up = new Direction(this, 'upstream', client, this.upstream)
     this.down = new Direction(this, 'downstream', this.upstream, client)
     client.on('error', err => this.#onError('client', err))
@@ -191,6 +195,25 @@ export class Link {
       this.down.fixed = http.downstream
     }
   }
+
+  /** A TCP socket, not yet connected; with TLS to the upstream, a TLS socket over it that handshakes once it connects. */
+  #upstreamSocket(): net.Socket {
+    const raw = new net.Socket({ allowHalfOpen: true })
+    const t = this.owner.tls?.upstream
+    if (!t) return raw
+    const { host } = this.owner.upstreamTarget()
+    raw.on('error', () => {})   // the TLS socket reports it too
+    raw.once('connect', () => { this.#tcpConnected = true })
+    const secure = tls.connect({
+      socket: raw, host, servername: t.servername ?? (net.isIP(host) ? undefined : host),
+      ca: t.ca, rejectUnauthorized: t.rejectUnauthorized,
+    })
+    rememberRaw(secure, raw)
+    return secure
+  }
+
+  /** Upstream TLS: the TCP connection is up (a failure from here on is the handshake's). */
+  #tcpConnected = false
 
   /** Hand on what every fault's stage holds, now (HTTP mode, before closing right after a response). */
   #flushStages(): void {
@@ -329,20 +352,23 @@ export class Link {
     if (this.closed) return
     const { host, port } = this.owner.upstreamTarget()
     this.#connectStarted = this.clock.now()
-    this.upstream.once('connect', () => {
+    const raw = rawSocket(this.upstream)
+    this.upstream.once(raw === this.upstream ? 'connect' : 'secureConnect', () => {
       if (this.closed) return
       this.state = 'open'
-      this.upstream.setNoDelay(true)
+      raw.setNoDelay(true)
       this.owner.observer.upstreamConnected(this.owner.name, (this.clock.now() - this.#connectStarted) / 1000)
       this.client.resume()
     })
-    this.upstream.connect({ host, port })
+    raw.connect({ host, port })
   }
 
   #onError(side: 'client' | 'upstream', err: NodeJS.ErrnoException): void {
     if (this.closed) return
     if (side === 'upstream' && this.state === 'connecting') {
-      this.owner.observer.upstreamConnectError(this.owner.name, err.code ?? 'UNKNOWN')
+      const code = err.code ?? 'UNKNOWN'
+      this.owner.observer.upstreamConnectError(this.owner.name, code)
+      if (this.#tcpConnected) this.owner.observer.tlsHandshakeFailed?.(this.owner.name, 'upstream', code)
       this.#closeClientCleanly()
       this.#finish('upstream_unreachable', err)
       return
@@ -390,7 +416,7 @@ export class Link {
     }
     this.up.destroyStages()
     this.down.destroyStages()
-    if (this.upstream.connecting || this.state !== 'open') this.upstream.destroy()
+    if (this.upstream.connecting || this.state !== 'open') destroySocket(this.upstream)
     else endThenDestroy(this.upstream, this.clock)
     endThenDestroy(this.client, this.clock)
     this.#finish(reason)
@@ -416,8 +442,8 @@ export class Link {
    *  Logging is the observer's (src/observe-log.ts): one debug line at close, rate-limited warnings. */
   destroy(reason: string, err?: Error): void {
     if (this.closed) return
-    this.client.destroy()
-    this.upstream.destroy()
+    destroySocket(this.client)
+    destroySocket(this.upstream)
     this.#finish(reason, err)
   }
 
@@ -437,16 +463,26 @@ export class Link {
   get bytesDownstream(): number { return this.down.bytes }
 }
 
+/** RST, where there is a TCP connection to reset (under TLS: the TCP socket beneath). */
 function resetSocket(s: net.Socket): void {
   if (s.destroyed) return
-  if (s.connecting || !(s as unknown as { _handle?: unknown })._handle) s.destroy()
-  else s.resetAndDestroy()
+  const raw = rawSocket(s)
+  if (raw.destroyed || raw.connecting || !(raw as unknown as { _handle?: unknown })._handle) { s.destroy(); raw.destroy(); return }
+  raw.resetAndDestroy()
+  if (raw !== s) s.destroy()
+}
+
+/** Destroy a socket and, under TLS, the TCP socket beneath it. */
+function destroySocket(s: net.Socket): void {
+  s.destroy()
+  const raw = rawSocket(s)
+  if (raw !== s) raw.destroy()
 }
 
 /** end(), then destroy once flushed — or after a grace period if the peer never reads. */
 function endThenDestroy(s: net.Socket, clock: Clock): void {
   if (s.destroyed) return
-  const timer = clock.setTimeout(() => s.destroy(), CLOSE_GRACE_MS)
+  const timer = clock.setTimeout(() => destroySocket(s), CLOSE_GRACE_MS)
   s.once('close', () => timer.cancel())
-  s.end(() => s.destroy())
+  s.end(() => destroySocket(s))
 }

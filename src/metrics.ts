@@ -30,7 +30,8 @@ const REASON = /^[a-z][a-z0-9_]{0,39}$/
 const MAX_LABEL_VALUES = 32
 /** Distinct toxic names kept per proxy (names are the user's; a suite that invents one per test is bounded). */
 const MAX_TOXICS = 64
-const ERRNO = /^E[A-Z]+$/
+/** errno codes (ECONNREFUSED) and TLS verification codes (DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID). */
+const ERRNO = /^[A-Z][A-Z0-9_]{1,47}$/
 const STREAMS = ['upstream', 'downstream', 'other'] as const
 
 const streamIndex = (s: string): 0 | 1 | 2 => (s === 'upstream' ? 0 : s === 'downstream' ? 1 : 2)
@@ -56,6 +57,8 @@ class ProxyStats {
   active = 0
   readonly closedBy = new Map<string, number>()
   readonly connectErrors = new Map<string, number>()
+  /** `client:CODE` / `upstream:CODE` → failed TLS handshakes. */
+  readonly tlsFailures = new Map<string, number>()
   /** toxic name → type → links hit. */
   readonly faults = new Map<string, Map<string, number>>()
   readonly dropped: [number, number, number] = [0, 0, 0]
@@ -211,6 +214,20 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
   })
   new Counter({
+    name: 'coquin_tls_handshake_failures_total', help: 'Failed TLS handshakes, by side (client, upstream) and code',
+    labelNames: ['proxy', 'side', 'code'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) {
+        for (const [key, n] of st.tlsFailures) {
+          const i = key.indexOf(':')
+          this.inc({ proxy: st.name, side: key.slice(0, i), code: key.slice(i + 1) }, n)
+        }
+      }
+    },
+  })
+  new Counter({
     name: 'coquin_faults_applied_total', help: 'Links (HTTP: requests) a fault hit',
     labelNames: ['proxy', 'toxic', 'type'] as const, registers,
     collect() {
@@ -276,6 +293,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     upstreamConnectError(proxy, code) {
       const st = statsOf(proxy)
       bump(st.connectErrors, bounded(st.connectErrors, code, ERRNO.test(code)))
+    },
+    tlsHandshakeFailed(proxy, side, code) {
+      const st = statsOf(proxy)
+      const key = `${side}:${code}`
+      bump(st.tlsFailures, ERRNO.test(code) && (st.tlsFailures.has(key) || st.tlsFailures.size < MAX_LABEL_VALUES) ? key : `${side}:other`)
     },
     faultApplied(proxy, fault: Fault) {
       const st = statsOf(proxy)

@@ -1,6 +1,7 @@
 // A proxy: a named listener that forwards each accepted connection to one upstream, through the
 // faults configured on it. Faults are added, updated and removed on live links.
 import net from 'node:net'
+import tls from 'node:tls'
 import { once } from 'node:events'
 import type { Clock } from './clock.js'
 import { Fault } from './fault.js'
@@ -8,6 +9,7 @@ import { Link, type LinkOwner } from './link.js'
 import type { Logger, ThrottledLog } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
+import { rememberRaw, tlsJSON, type ProxyTls } from './tls.js'
 import { InvalidAddressError, InvalidRequestError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
 
 export interface HostPort { host: string; port: number }
@@ -35,6 +37,8 @@ export interface ProxyOptions {
   protocol?: 'tcp' | 'http'
   /** HTTP mode: honour `x-coquin-fault-*` request headers (Envoy style). */
   header_faults?: boolean
+  /** TLS to terminate and/or originate, loaded (src/tls.ts loadTls). */
+  tls?: ProxyTls
 }
 
 export interface ProxyContext {
@@ -52,7 +56,10 @@ export class Proxy implements LinkOwner {
   enabled: boolean
   protocol: 'tcp' | 'http'
   headerFaults: boolean
+  readonly tls: ProxyTls | undefined
   readonly links = new Set<Link>()
+  /** TLS clients still in their handshake: no link (and no upstream connection) yet. */
+  readonly #handshakes = new Map<net.Socket, () => void>()
   /** Accept errors the listener reported (EMFILE/ENFILE the kernel could not shed): it keeps listening. */
   acceptErrors = 0
   readonly faults: Fault[] = []
@@ -78,6 +85,7 @@ export class Proxy implements LinkOwner {
     this.enabled = opts.enabled ?? true
     this.protocol = opts.protocol ?? 'tcp'
     this.headerFaults = opts.header_faults ?? false
+    this.tls = opts.tls
     this.log = ctx.log.child({ proxy: opts.name })
     this.clock = ctx.clock
     this.random = ctx.random
@@ -125,9 +133,45 @@ export class Proxy implements LinkOwner {
   }
 
   #accept(client: net.Socket): void {
+    if (this.tls?.listen) this.#handshake(client, this.tls.listen)
+    else this.#open(client)
+  }
+
+  #open(client: net.Socket): void {
     const link = new Link(this, client)
     this.links.add(link)
     link.start()
+  }
+
+  /** TLS from the client: the link (and its upstream connection) starts once the handshake is done. */
+  #handshake(raw: net.Socket, t: NonNullable<ProxyTls['listen']>): void {
+    raw.on('error', () => {})   // the TLS socket reports it
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: t.context })
+    rememberRaw(secure, raw)
+    this.#handshakes.set(secure, () => { done(); secure.destroy(); raw.destroy() })
+    const done = () => {
+      this.#handshakes.delete(secure)
+      timer.cancel()
+      secure.off('error', fail)
+      secure.off('close', left)
+    }
+    const fail = (err: NodeJS.ErrnoException | string) => {
+      done()
+      const code = typeof err === 'string' ? err : err.code ?? 'ERR_TLS'
+      this.observer.tlsHandshakeFailed?.(this.name, 'client', code)
+      this.#warn('warn', `${this.name}:tls:${code}`, { code, ...(typeof err === 'string' ? {} : { err: err.message }) }, 'client TLS handshake failed')
+      secure.destroy()
+      raw.destroy()
+    }
+    const left = () => fail('ECONNRESET')
+    const timer = this.clock.setTimeout(() => fail('ETIMEDOUT'), t.handshakeTimeoutMs)
+    secure.on('error', fail)
+    secure.once('close', left)
+    secure.once('secure', () => {
+      done()
+      secure.pause()   // as pauseOnConnect: nothing is read until the upstream connects
+      this.#open(secure)
+    })
   }
 
   linkClosed(link: Link): void {
@@ -159,6 +203,7 @@ export class Proxy implements LinkOwner {
         timer = setTimeout(resolve, graceMs)
       }).finally(() => { clearTimeout(timer); this.#drained = undefined })
     }
+    for (const abort of [...this.#handshakes.values()]) abort()
     for (const link of [...this.links]) link.destroy(reason)
     if (server) {
       await closed
@@ -261,6 +306,7 @@ export class Proxy implements LinkOwner {
     return {
       name: this.name, listen: this.address, upstream: this.upstream, enabled: this.enabled,
       protocol: this.protocol, ...(this.protocol === 'http' ? { header_faults: this.headerFaults } : {}),
+      ...(this.tls ? { tls: tlsJSON(this.tls.spec) } : {}),
       toxics: this.toxicsJSON(),
     }
   }

@@ -9,6 +9,7 @@ import { Proxy } from './proxy.js'
 import { hashString, randomSeed, seededRandom } from './random.js'
 import { Partitions } from './partition.js'
 import { Scenarios } from './scenario.js'
+import { checkTlsSpec, loadTls, type TlsSpec } from './tls.js'
 import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
 
 export interface RegistryOptions {
@@ -26,8 +27,23 @@ export interface ProxySpec {
   enabled?: unknown
   protocol?: unknown
   header_faults?: unknown
+  tls?: unknown
   toxics?: unknown
 }
+
+/** A proxy spec checked by Registry.check: defaults filled in, faults built. */
+export interface CheckedProxy {
+  name: string
+  listen: string
+  upstream: string
+  enabled: boolean
+  protocol: 'tcp' | 'http'
+  header_faults: boolean
+  tls: TlsSpec | undefined
+  faults: Fault[]
+}
+
+const sameTls = (a: TlsSpec | undefined, b: TlsSpec | undefined) => JSON.stringify(a) === JSON.stringify(b)
 
 export class Registry {
   readonly proxies = new Map<string, Proxy>()
@@ -66,7 +82,7 @@ export class Registry {
   }
 
   /** Checks a proxy spec and its faults without touching anything: all or nothing. */
-  check(spec: ProxySpec, where = ''): { name: string; listen: string; upstream: string; enabled: boolean; protocol: 'tcp' | 'http'; header_faults: boolean; faults: Fault[] } {
+  check(spec: ProxySpec, where = ''): CheckedProxy {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidRequestError(`proxy must be an object${where}`)
     if (typeof spec.name !== 'string' || spec.name === '') throw new InvalidRequestError(`missing required field: name${where}`)
     if (typeof spec.upstream !== 'string' || spec.upstream === '') throw new InvalidRequestError(`missing required field: upstream${where}`)
@@ -77,6 +93,7 @@ export class Registry {
     if (protocol !== 'tcp' && protocol !== 'http') throw new InvalidRequestError(`protocol must be tcp or http${where}`)
     const headerFaults = spec.header_faults ?? false
     if (typeof headerFaults !== 'boolean') throw new InvalidRequestError(`header_faults must be a boolean${where}`)
+    const tls = checkTlsSpec(spec.tls, where)
     const toxics = spec.toxics ?? []
     if (!Array.isArray(toxics)) throw new InvalidRequestError(`toxics must be a list${where}`)
     const faults = toxics.map(t => this.makeFault(t as FaultSpec))
@@ -91,14 +108,16 @@ export class Registry {
         throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}${where}`)
       }
     }
-    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, faults }
+    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, tls, faults }
   }
 
   /** Creates and starts a proxy with its faults, atomically: on any error nothing is left behind. */
   async create(spec: ProxySpec, where = ''): Promise<Proxy> {
     const c = this.check(spec, where)
     if (this.proxies.has(c.name)) throw new ProxyExistsError()
-    const proxy = new Proxy(c, {
+    const tls = c.tls ? await loadTls(c.tls) : undefined
+    if (this.proxies.has(c.name)) throw new ProxyExistsError()   // made while the certificate was read
+    const proxy = new Proxy({ ...c, tls }, {
       log: this.log, clock: this.clock, observer: this.observer, warn: this.warn,
       random: seededRandom(this.seed ^ hashString(c.name)),
     })
@@ -132,7 +151,7 @@ export class Registry {
     try {
       for (const [i, c] of checked.entries()) {
         const old = this.proxies.get(c.name)
-        if (old && old.listen === c.listen && old.upstream === c.upstream) { out.push(old); continue }
+        if (old && old.listen === c.listen && old.upstream === c.upstream && sameTls(old.tls?.spec, c.tls)) { out.push(old); continue }
         if (old) await this.delete(c.name)
         out.push(await this.create(specs[i] as ProxySpec, ` at proxy ${i + 1}`))
       }

@@ -192,7 +192,8 @@ t.test('label values are bounded: odd codes, reasons and streams become other', 
   for (let i = 0; i < 100; i++) m.observer.linkClosed('p', fake, `made_up_${i}`)
   m.observer.bytesDropped('p', 'sideways', 7)
   const s = await scrape(m)
-  t.equal(get(s, 'coquin_upstream_connect_errors_total', { proxy: 'p', code: 'other' }), 2)
+  t.equal(get(s, 'coquin_upstream_connect_errors_total', { proxy: 'p', code: 'other' }), 1, 'a message is not a code')
+  t.equal(get(s, 'coquin_upstream_connect_errors_total', { proxy: 'p', code: 'EAI_AGAIN' }), 1, 'a resolver code is')
   t.equal(get(s, 'coquin_upstream_connect_errors_total', { proxy: 'p', code: 'ETIMEDOUT' }), 1)
   const closed = [...s].filter(([k]) => k.startsWith('coquin_links_closed_total{'))
   const reasons = closed.map(([k]) => labelsOf(k.slice(k.indexOf('{') + 1, -1)).reason)
@@ -225,11 +226,12 @@ t.test('metric names follow Prometheus conventions', async t => {
   m.observer.upstreamConnectError(proxy.name, 'ECONNREFUSED')
   m.observer.bytesDropped(proxy.name, 'upstream', 1)
   m.observer.bytesCorrupted(proxy.name, 'downstream', 1)
+  m.observer.tlsHandshakeFailed!(proxy.name, 'client', 'ERR_SSL_WRONG_VERSION_NUMBER')
   const ours = parseFamilies((await m.text()).body)
   t.same([...ours.keys()].sort(), [
     'coquin_bytes_corrupted_total', 'coquin_bytes_dropped_total', 'coquin_faults_applied_total',
     'coquin_forwarded_bytes_total', 'coquin_link_duration_seconds', 'coquin_links_active',
-    'coquin_links_closed_total', 'coquin_links_opened_total', 'coquin_upstream_connect_errors_total',
+    'coquin_links_closed_total', 'coquin_links_opened_total', 'coquin_tls_handshake_failures_total', 'coquin_upstream_connect_errors_total',
     'coquin_upstream_connect_seconds', 'toxiproxy_proxy_received_bytes_total', 'toxiproxy_proxy_sent_bytes_total',
   ])
   for (const [name, f] of ours) {
