@@ -33,6 +33,7 @@ function serverOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed for every random draw (toxicity, jitter…): a run can be replayed', int('--seed'))
     .option('--token <token>', 'require `Authorization: Bearer <token>` on the control API (env COQUIN_TOKEN)')
     .option('--grace <ms>', 'on SIGTERM/SIGINT, how long open links may go on before they are cut (a second signal exits at once)', int('--grace'), 5000)
+    .option('--max-links <n>', 'links open at once over all proxies; above it new connections are reset and counted (default: what `ulimit -n` allows, keeping a reserve)', positive('--max-links'))
     .option('--journal-size <n>', 'events the journal keeps for GET /events and `coquin events` (oldest go first)', positive('--journal-size'), 10_000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'json, or pretty for people').choices(['json', 'pretty']).default(process.stderr.isTTY ? 'pretty' : 'json'))

@@ -55,6 +55,7 @@ class Series {
 class ProxyStats {
   opened = 0
   active = 0
+  shed = 0
   readonly closedBy = new Map<string, number>()
   readonly connectErrors = new Map<string, number>()
   /** `client:CODE` / `upstream:CODE` → failed TLS handshakes. */
@@ -200,6 +201,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       for (const st of stats.values()) for (const [reason, n] of st.closedBy) this.inc({ proxy: st.name, reason }, n)
     },
   })
+  new Counter({
+    name: 'coquin_connections_shed_total', help: 'Client connections reset at accept: the link limit (file descriptors) was reached',
+    labelNames: ['proxy'] as const, registers,
+    collect() { prune(); this.reset(); for (const st of stats.values()) if (st.shed > 0) this.inc({ proxy: st.name }, st.shed) },
+  })
   new Gauge({
     name: 'coquin_links_active', help: 'Links open now', labelNames: ['proxy'] as const, registers,
     collect() { prune(); this.reset(); for (const st of stats.values()) this.set({ proxy: st.name }, st.active) },
@@ -293,6 +299,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     upstreamConnectError(proxy, code) {
       const st = statsOf(proxy)
       bump(st.connectErrors, bounded(st.connectErrors, code, ERRNO.test(code)))
+    },
+    connectionShed(proxy) {
+      statsOf(proxy).shed++
     },
     tlsHandshakeFailed(proxy, side, code) {
       const st = statsOf(proxy)

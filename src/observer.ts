@@ -14,6 +14,8 @@ export interface Observer {
   bytesCorrupted(proxy: string, stream: string, bytes: number): void
   /** A TLS handshake failed: a client's to a proxy terminating TLS, or coquin's to a TLS upstream. Optional. */
   tlsHandshakeFailed?(proxy: string, side: 'client' | 'upstream', code: string): void
+  /** A client connection was reset at accept: the link budget (file descriptors) was spent. Optional. */
+  connectionShed?(proxy: string): void
   /** HTTP mode: one call per request, once its response was sent or cut. Optional: observers that skip it need no change. */
   httpRequest?(proxy: string, link: Link, request: HttpRequestInfo): void
 }
@@ -50,6 +52,6 @@ export function observers(...list: Observer[]): Observer {
     linkOpened: each('linkOpened'), linkClosed: each('linkClosed'), upstreamConnected: each('upstreamConnected'),
     upstreamConnectError: each('upstreamConnectError'), faultApplied: each('faultApplied'),
     bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'), httpRequest: each('httpRequest'),
-    tlsHandshakeFailed: each('tlsHandshakeFailed'),
+    tlsHandshakeFailed: each('tlsHandshakeFailed'), connectionShed: each('connectionShed'),
   }
 }

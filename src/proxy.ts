@@ -9,6 +9,7 @@ import { Link, type LinkOwner } from './link.js'
 import type { Logger, ThrottledLog } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
+import type { LinkBudget } from './link-budget.js'
 import { rememberRaw, tlsJSON, type ProxyTls } from './tls.js'
 import { InvalidAddressError, InvalidRequestError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
 
@@ -47,6 +48,8 @@ export interface ProxyContext {
   random: Random
   observer: Observer
   warn: ThrottledLog
+  /** Shared by every proxy of a registry (src/link-budget.ts); unlimited when absent. */
+  budget?: LinkBudget
 }
 
 export class Proxy implements LinkOwner {
@@ -75,6 +78,9 @@ export class Proxy implements LinkOwner {
   #lastBound: string | null = null
   #upstreamTarget: HostPort
   #warn: ThrottledLog
+  readonly #budget: LinkBudget
+  /** Client connections reset at accept because the link budget was spent. */
+  shed = 0
 
   constructor(opts: ProxyOptions, ctx: ProxyContext) {
     this.name = opts.name
@@ -91,6 +97,7 @@ export class Proxy implements LinkOwner {
     this.random = ctx.random
     this.observer = ctx.observer
     this.#warn = ctx.warn
+    this.#budget = ctx.budget ?? { max: Infinity, open: 0 }
   }
 
   /** The address actually bound (port 0 → the real port), or the requested one while disabled. */
@@ -133,8 +140,20 @@ export class Proxy implements LinkOwner {
   }
 
   #accept(client: net.Socket): void {
+    if (this.#budget.open >= this.#budget.max) { this.#shedding(client); return }
+    this.#budget.open++
     if (this.tls?.listen) this.#handshake(client, this.tls.listen)
     else this.#open(client)
+  }
+
+  /** Over the link budget: reset the connection now, count it, warn (rate-limited). */
+  #shedding(client: net.Socket): void {
+    this.shed++
+    client.on('error', () => {})
+    client.resetAndDestroy()
+    this.observer.connectionShed?.(this.name)
+    this.#warn('warn', `${this.name}:shed`, { max: this.#budget.max },
+      'link limit reached (file descriptors): new connections are reset until links close')
   }
 
   #open(client: net.Socket): void {
@@ -148,7 +167,7 @@ export class Proxy implements LinkOwner {
     raw.on('error', () => {})   // the TLS socket reports it
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: t.context })
     rememberRaw(secure, raw)
-    this.#handshakes.set(secure, () => { done(); secure.destroy(); raw.destroy() })
+    this.#handshakes.set(secure, () => { done(); this.#budget.open--; secure.destroy(); raw.destroy() })
     const done = () => {
       this.#handshakes.delete(secure)
       timer.cancel()
@@ -160,6 +179,7 @@ export class Proxy implements LinkOwner {
       const code = typeof err === 'string' ? err : err.code ?? 'ERR_TLS'
       this.observer.tlsHandshakeFailed?.(this.name, 'client', code)
       this.#warn('warn', `${this.name}:tls:${code}`, { code, ...(typeof err === 'string' ? {} : { err: err.message }) }, 'client TLS handshake failed')
+      this.#budget.open--
       secure.destroy()
       raw.destroy()
     }
@@ -176,6 +196,7 @@ export class Proxy implements LinkOwner {
 
   linkClosed(link: Link): void {
     this.links.delete(link)
+    this.#budget.open--
     if (this.links.size === 0) this.#drained?.()
   }
 

@@ -9,6 +9,7 @@ import { Proxy } from './proxy.js'
 import { hashString, randomSeed, seededRandom } from './random.js'
 import { Partitions } from './partition.js'
 import { Scenarios } from './scenario.js'
+import { linkBudget, type LinkBudget } from './link-budget.js'
 import { checkTlsSpec, loadTls, type TlsSpec } from './tls.js'
 import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
 
@@ -18,6 +19,8 @@ export interface RegistryOptions {
   log?: Logger
   clock?: Clock
   observer?: Observer
+  /** Links open at once over all proxies; default: what the file descriptor limit allows (src/link-budget.ts). */
+  maxLinks?: number
 }
 
 export interface ProxySpec {
@@ -53,6 +56,7 @@ export class Registry {
   readonly clock: Clock
   readonly observer: Observer
   readonly warn: ThrottledLog
+  readonly budget: LinkBudget
   /** Named cuts of the paths through proxies; they outlive a proxy's re-creation under the same name. */
   readonly partitions: Partitions
   /** Timelines running against this registry (src/scenario.ts). */
@@ -65,6 +69,7 @@ export class Registry {
     this.clock = opts.clock ?? realClock
     this.observer = opts.observer ?? nullObserver
     this.warn = throttledLog(this.log, this.clock)
+    this.budget = linkBudget(opts.maxLinks)
     this.partitions = new Partitions(this)
     this.scenarios = new Scenarios(this)
   }
@@ -118,7 +123,7 @@ export class Registry {
     const tls = c.tls ? await loadTls(c.tls) : undefined
     if (this.proxies.has(c.name)) throw new ProxyExistsError()   // made while the certificate was read
     const proxy = new Proxy({ ...c, tls }, {
-      log: this.log, clock: this.clock, observer: this.observer, warn: this.warn,
+      log: this.log, clock: this.clock, observer: this.observer, warn: this.warn, budget: this.budget,
       random: seededRandom(this.seed ^ hashString(c.name)),
     })
     for (const f of c.faults) proxy.addFault(f)

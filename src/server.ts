@@ -33,6 +33,8 @@ export interface StartOptions {
   clock?: Clock
   /** Events the journal keeps (`GET /events`); the oldest go first. Default 10,000. */
   journalSize?: number
+  /** Links open at once over all proxies (default: what the file descriptor limit allows). */
+  maxLinks?: number
   /** close(): how long open links may go on ending by themselves before they are cut. Default 0. */
   graceMs?: number
 }
@@ -63,6 +65,7 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
   registry = new Registry({
     behaviors, log, ...(seed !== undefined ? { seed } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
     observer: observers(metrics.observer, loggingObserver(log, warn), journal),
+    ...(opts.maxLinks !== undefined ? { maxLinks: opts.maxLinks } : {}),
   })
   const reg = registry
   let demo: Demo | undefined

@@ -1,7 +1,8 @@
-// coquin under a low `ulimit -n`: it must survive descriptor exhaustion. What Node/libuv do on EMFILE
-// at accept: accept and close the pending connections on a spare descriptor (the clients see a reset)
-// and keep listening, with no 'error' on the server; an upstream connect that hits EMFILE ends its link
-// as upstream_unreachable (counted by code, warned rate-limited). Once links close, accepting works again.
+// coquin under a low `ulimit -n`: it must survive descriptor exhaustion. Left alone, Node/libuv would
+// accept and close the excess connections on a spare descriptor, silently; coquin keeps a link budget
+// from the limit instead (src/link-budget.ts): over it, a new connection is reset at once, counted
+// (coquin_connections_shed_total) and warned about, rate-limited; the reserve keeps the control API and
+// upstream connects working; once links close, connections are served again.
 // The limit is 160, not 64: Node's ESM loader opens coquin's modules concurrently and fails below ~150.
 import t from 'tap'
 import net from 'node:net'
@@ -9,7 +10,7 @@ import { once } from 'node:events'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { echoServer, within } from './helpers/net.js'
+import { connect, echoServer, registry, until, within } from './helpers/net.js'
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
 
@@ -47,11 +48,20 @@ t.test('EMFILE: coquin survives running out of descriptors, then accepts again',
   t.ok(res.echoed > 0 && res.echoed < 100, `some links work, the rest fail (${res.echoed} echoed)`)
   t.ok(res.failed > 0, `connections beyond the limit fail (${res.failed})`)
   t.equal(child.exitCode, null, 'coquin is still running')
-  const busy = await fetch(`${api}/proxies`, { signal: AbortSignal.timeout(2000) }).then(r => r.status, () => 0)
-  t.comment(`control API while out of descriptors: ${busy || 'unreachable'}`)
+  t.equal(await fetch(`${api}/proxies`, { signal: AbortSignal.timeout(2000) }).then(r => r.status, () => 0), 200,
+    'the control API answers at the limit (the reserve)')
+  const metrics = await (await fetch(`${api}/metrics`)).text()
+  const shed = Number(/^coquin_connections_shed_total\{proxy="proxy"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)
+  t.ok(shed > 0 && shed <= res.failed, `the connections over the limit were shed and counted (${shed})`)
+  const warnings = err.split('\n').filter(l => l.includes('link limit reached'))
+  t.equal(warnings.length, 1, 'one warning line, not one per connection')
 
   for (const s of socks) s.destroy()
-  await new Promise(r => setTimeout(r, 500))
+  const links = async () => ((await (await fetch(`${api}/proxies/proxy/links`)).json()) as unknown[]).length
+  for (const start = Date.now(); await links() > 0;) {
+    if (Date.now() - start > 5000) throw new Error('links did not close')
+    await new Promise(r => setImmediate(r))
+  }
   const again = net.connect(P, '127.0.0.1'); t.teardown(() => again.destroy())
   again.write('hello')
   const [echoed] = await within(once(again, 'data'), 5000, 'echo after recovery') as [Buffer]
@@ -62,4 +72,29 @@ t.test('EMFILE: coquin survives running out of descriptors, then accepts again',
   const [code] = await within(exited, 5000, 'exit')
   t.equal(code, 0, 'exits 0 on SIGTERM')
   t.notMatch(err, /uncaught|FATAL|RangeError|TypeError/i, 'no crash in the log')
+})
+
+t.test('the link budget: over --max-links, connections are reset and counted; as links close, served again', async t => {
+  const echo = await echoServer(t)
+  const shedBy: string[] = []
+  const reg = await registry(t, { maxLinks: 2, observer: { ...(await import('../src/observer.js')).nullObserver, connectionShed: p => { shedBy.push(p) } } })
+  const p = await reg.create({ name: 'budget', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}` })
+  const a = await connect(t, p.port)
+  const b = await connect(t, p.port)
+  await until(() => p.links.size === 2, 5000, 'two links')
+  const c = net.connect(p.port, '127.0.0.1')
+  t.teardown(() => c.destroy())
+  const [err] = await within(once(c, 'error'), 5000, 'the third to be reset') as [NodeJS.ErrnoException]
+  t.equal(err.code, 'ECONNRESET', 'the third connection is reset')
+  t.same(shedBy, ['budget'], 'and counted')
+  t.equal(p.shed, 1)
+  a.destroy()
+  await until(() => p.links.size === 1, 5000, 'a link to close')
+  const d = await connect(t, p.port)
+  d.write('again')
+  const [echoed] = await within(once(d, 'data'), 5000, 'echo') as [Buffer]
+  t.equal(echoed.toString(), 'again', 'a freed place is used')
+  t.equal(reg.budget.open, 2)
+  b.destroy(); d.destroy()
+  await until(() => reg.budget.open === 0, 5000, 'the budget to be back to 0')
 })
