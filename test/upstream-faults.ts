@@ -33,12 +33,16 @@ async function harness(t: Test, upstream: string, listen = '127.0.0.1:0') {
   }
 }
 
-/** Descriptors, sockets and timers now; the returned check waits for them to fall back, then asserts. */
-function baseline(t: Test) {
+/**
+ * Descriptors, sockets and timers now (once the sockets of earlier tests have closed: call it before
+ * any client connects); the returned check waits for them to fall back, then asserts.
+ */
+async function baseline(t: Test) {
   const snap = () => {
     const r = process.getActiveResourcesInfo()
     return { fds: readdirSync('/proc/self/fd').length, sockets: r.filter(x => x === 'TCPSocketWrap').length, timers: r.filter(x => x === 'Timeout').length }
   }
+  await until(() => snap().sockets === 0, 2000).catch(() => {})
   const base = snap()
   const back = () => { const n = snap(); return n.fds <= base.fds && n.sockets <= base.sockets && n.timers <= base.timers }
   return async () => {
@@ -76,7 +80,7 @@ const onlyLink = (proxy: { links: Set<Link> }): Link => {
 t.test('upstream refusing: each client gets a FIN with no data (coquin has accepted, so no ECONNREFUSED), ECONNREFUSED is counted', async t => {
   const port = await deadPort(t)
   const { proxy, closedBy, connectErrors, opened } = await harness(t, `127.0.0.1:${port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   for (let i = 0; i < 5; i++) {
     const c = await connect(t, proxy.port)
     const end = ending(c)
@@ -97,7 +101,7 @@ t.test('upstream resetting mid-stream, after the client read what it sent: the c
   const payload = Buffer.alloc(200_000, 'u')
   const up = await listen(t, s => { serverSide = s; s.once('data', () => s.write(payload)) })
   const { proxy, closedBy, connectErrors } = await harness(t, `127.0.0.1:${up.port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   const c = await connect(t, proxy.port)
   const end = ending(c)
   c.write('go')
@@ -127,7 +131,7 @@ t.test('upstream sending then resetting at once: the client gets every byte; a r
   t.equal(d.data.length, payload.length, `direct: every byte (${d.how})`)
 
   const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   for (let i = 0; i < 5; i++) {
     const c = await connect(t, proxy.port)
     const end = ending(c)
@@ -148,7 +152,7 @@ t.test('upstream accepting and never answering: the client\'s bytes go in; when 
   let received = 0
   const up = await listen(t, s => { serverSide = s; s.on('data', c => { received += c.length }) }, { allowHalfOpen: false })
   const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   for (const leave of ['end', 'destroy'] as const) {
     received = 0
     serverSide = undefined
@@ -176,7 +180,7 @@ t.test('upstream accepting, never answering and never closing: the client\'s FIN
   let upstreamEnded = false
   const up = await listen(t, s => { serverSide = s; s.resume(); s.on('end', () => { upstreamEnded = true }) })
   const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   const c = await connect(t, proxy.port, { allowHalfOpen: true })
   const end = ending(c)
   c.end('bye')
@@ -194,7 +198,7 @@ t.test('upstream half-open and never reading while the client writes 64 MiB: coq
   let serverSide: net.Socket | undefined
   const up = await listen(t, s => { serverSide = s; s.pause(); s.end() })   // FIN at once, then never reads
   const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`)
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   const c = await connect(t, proxy.port, { allowHalfOpen: true })
   const end = ending(c)
   await within(once(c, 'end'), 5000, 'the upstream\'s FIN')
@@ -225,7 +229,7 @@ t.test('upstream name that does not resolve: the client gets a FIN, ENOTFOUND is
   skip: lookup !== 'ENOTFOUND' && `this machine's resolver answers ${lookup} for does-not-exist.invalid, not NXDOMAIN`,
 }, async t => {
   const { proxy, closedBy, connectErrors } = await harness(t, 'does-not-exist.invalid:80')
-  const leaks = baseline(t)
+  const leaks = await baseline(t)
   for (let i = 0; i < 3; i++) {
     const c = await connect(t, proxy.port)
     const end = ending(c)
@@ -252,7 +256,7 @@ t.test('upstream on IPv6 [::1]: 8 MiB echoed byte-exact, from an IPv4 and from a
   const port = (echo.address() as net.AddressInfo).port
   for (const [listen, host] of [['127.0.0.1:0', '127.0.0.1'], ['[::1]:0', '::1']] as const) {
     const { proxy, closedBy } = await harness(t, `[::1]:${port}`, listen)
-    const leaks = baseline(t)
+    const leaks = await baseline(t)
     const c = await connect(t, proxy.port, { host })
     t.equal(onlyLink(proxy).client.remoteAddress, host, `the client came in over ${host}`)
     await assertEchoExact(t, c, proxy, 8 << 20, `${listen}: `)
@@ -266,7 +270,7 @@ t.test('upstream that closes right after accept: the client gets a FIN and no da
   for (const close of ['end', 'destroy'] as const) {
     const up = await listen(t, s => { s[close]() })
     const { proxy, closedBy, connectErrors } = await harness(t, `127.0.0.1:${up.port}`)
-    const leaks = baseline(t)
+    const leaks = await baseline(t)
     for (let i = 0; i < 3; i++) {
       const c = await connect(t, proxy.port)
       const end = ending(c)

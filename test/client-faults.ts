@@ -1,0 +1,235 @@
+// Clients that misbehave: vanish mid-write, reset, half-close and keep reading, connect and say nothing,
+// or arrive by the hundred and leave at once. For each: what the upstream (or the client) sees, how
+// coquin counts the link's end (links closed by reason), that the link leaves the proxy, and that
+// descriptors, sockets and timers come back to where they were.
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { connect, echoServer, hashUntilEnd, listen, registry, sendRandom, until, within } from './helpers/net.js'
+import { createMetrics } from '../src/metrics.js'
+import type { Link } from '../src/link.js'
+import type { Registry } from '../src/registry.js'
+import type { FaultSpec } from '../src/fault.js'
+
+/** A registry with its own metrics, one proxy `p` in front of 127.0.0.1:port, and readers for its counters. */
+async function harness(t: Test, port: number, toxics: FaultSpec[] = []) {
+  let reg: Registry | undefined
+  const metrics = createMetrics({ coquin: () => reg?.proxies.values() ?? [] })
+  reg = await registry(t, { observer: metrics.observer })
+  const proxy = await reg.create({ name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, toxics })
+  const by = async (name: string, label: string): Promise<Record<string, number>> => {
+    const m = (await metrics.register.getMetricsAsJSON()).find(x => x.name === name)
+    const out: Record<string, number> = {}
+    for (const v of m?.values ?? []) if (v.labels.proxy === 'p' && v.value > 0) out[String(v.labels[label])] = v.value
+    return out
+  }
+  return {
+    registry: reg, proxy,
+    /** `{ reason: links }` of coquin_links_closed_total. */
+    closedBy: () => by('coquin_links_closed_total', 'reason'),
+    opened: async () => (await by('coquin_links_opened_total', 'proxy')).p ?? 0,
+  }
+}
+
+/**
+ * Descriptors, sockets and timers now (once the sockets of earlier tests have closed: call it before
+ * any client connects); the returned check waits for them to fall back, then asserts.
+ */
+async function baseline(t: Test) {
+  const snap = () => {
+    const r = process.getActiveResourcesInfo()
+    return { fds: readdirSync('/proc/self/fd').length, sockets: r.filter(x => x === 'TCPSocketWrap').length, timers: r.filter(x => x === 'Timeout').length }
+  }
+  await until(() => snap().sockets === 0, 2000).catch(() => {})
+  const base = snap()
+  const back = () => { const n = snap(); return n.fds <= base.fds && n.sockets <= base.sockets && n.timers <= base.timers }
+  return async () => {
+    await until(back, 5000, 'resources back to baseline').catch(() => {})
+    const n = snap()
+    t.ok(back(), `no leak: fds ${n.fds}/${base.fds}, sockets ${n.sockets}/${base.sockets}, timers ${n.timers}/${base.timers}`)
+  }
+}
+
+/** How a socket ended: `FIN` (a clean end), or the error's code (`ECONNRESET`: a reset). */
+function ending(s: net.Socket): Promise<string> {
+  let fin = false
+  let code: string | undefined
+  s.on('end', () => { fin = true })
+  s.on('error', (e: NodeJS.ErrnoException) => { code ??= e.code ?? 'error' })
+  const closed = new Promise<void>(resolve => s.once('close', () => resolve()))   // not once(): it rejects on 'error'
+  return within(closed, 10_000, 'close').then(() => code ?? (fin ? 'FIN' : 'close without FIN'))
+}
+
+/** An upstream that reads everything and keeps its sockets; `next()` resolves with the next one accepted. */
+async function sinkServer(t: Test, opts: net.ServerOpts = {}) {
+  const waiting: ((s: net.Socket) => void)[] = []
+  const accepted: net.Socket[] = []
+  const server = await listen(t, s => { const w = waiting.shift(); if (w) w(s); else accepted.push(s) }, opts)
+  return {
+    server,
+    next: () => within(new Promise<net.Socket>(resolve => { const s = accepted.shift(); if (s) resolve(s); else waiting.push(resolve) }), 5000, 'the upstream to accept'),
+  }
+}
+
+const onlyLink = (proxy: { links: Set<Link> }): Link => {
+  if (proxy.links.size !== 1) throw new Error(`expected one link, found ${proxy.links.size}`)
+  return [...proxy.links][0]!
+}
+
+t.test('a client vanishing mid-write: the upstream gets a prefix of the bytes, in order, then a FIN', async t => {
+  const sink = await sinkServer(t)
+  const { proxy, closedBy } = await harness(t, sink.server.port)
+  const leaks = await baseline(t)
+  const sent = randomBytes(64 << 20)
+  const c = await connect(t, proxy.port)
+  const upstream = await sink.next()
+  let got = 0
+  let inOrder = true
+  upstream.on('data', (chunk: Buffer) => {
+    if (!chunk.equals(sent.subarray(got, got + chunk.length))) inOrder = false
+    got += chunk.length
+  })
+  const upstreamEnd = ending(upstream)
+  c.write(sent)                                         // one write: most of it waits in the client
+  await until(() => got >= 1 << 20, 10_000, 'the first MiB upstream')
+  t.ok(c.writableLength > 0, `the write is still pending (${c.writableLength} bytes) when the client goes`)
+  c.destroy()
+  await within(once(upstream, 'end'), 10_000, 'the upstream to see the FIN')
+  t.pass('the upstream sees the client go, as a FIN after the bytes coquin had')
+  upstream.end()                                        // it keeps its side open (allowHalfOpen) until it is done
+  t.equal(await upstreamEnd, 'FIN', 'the upstream\'s socket then closes cleanly')
+  t.ok(inOrder, 'every byte that arrived is the sent one, in order')
+  t.ok(got > 0 && got < sent.length, `a prefix: ${got} of ${sent.length} bytes`)
+  await until(() => proxy.links.size === 0, 5000, 'link to leave')
+  t.same(await closedBy(), { client_close: 1 })
+  await leaks()
+})
+
+t.test('a client sending RST: the upstream sees ECONNRESET, the link is counted as reset', async t => {
+  const sink = await sinkServer(t)
+  const { proxy, closedBy } = await harness(t, sink.server.port)
+  const leaks = await baseline(t)
+  for (let i = 0; i < 3; i++) {
+    const c = await connect(t, proxy.port)
+    const upstream = await sink.next()
+    let got = 0
+    upstream.on('data', (chunk: Buffer) => { got += chunk.length })
+    const upstreamEnd = ending(upstream)
+    c.write(Buffer.alloc(100_000, i))
+    await until(() => got === 100_000, 5000, 'the upstream to read the client\'s bytes')
+    const link = onlyLink(proxy)
+    c.resetAndDestroy()
+    t.equal(await upstreamEnd, 'ECONNRESET', `client ${i}: the reset is passed on as a reset`)
+    await until(() => proxy.links.size === 0, 5000, 'link to leave')
+    t.ok(link.client.destroyed && link.upstream.destroyed, 'both of coquin\'s sockets destroyed')
+  }
+  t.same(await closedBy(), { reset: 3 })
+  await leaks()
+})
+
+t.test('a client that half-closes and keeps reading gets the upstream\'s whole later response, then the link ends cleanly', async t => {
+  for (const toxics of [[], [{ type: 'latency', stream: 'both', attributes: { latency: 5 } }]] as FaultSpec[][]) {
+    const what = toxics.length ? 'with a latency fault' : 'fast path'
+    const RESPONSE = 8 << 20
+    let responded: Promise<string> | undefined
+    let request = 0
+    // The upstream answers only once the request is over (its FIN), as a server reading to EOF does.
+    const up = await listen(t, s => {
+      s.on('data', (c: Buffer) => { request += c.length })
+      s.on('end', () => { responded = sendRandom(s, RESPONSE) })
+    })
+    const { proxy, closedBy } = await harness(t, up.port, toxics)
+    const leaks = await baseline(t)
+    const c = await connect(t, proxy.port, { allowHalfOpen: true })
+    const end = ending(c)
+    const received = hashUntilEnd(c)
+    c.end(Buffer.alloc(50_000, 'q'))
+    const got = await received
+    t.equal(request, 50_000, `${what}: the whole request reached the upstream before its FIN`)
+    t.equal(got.bytes, RESPONSE, `${what}: the whole response reached the half-closed client`)
+    t.equal(got.hash, await responded, `${what}: byte-exact`)
+    t.equal(await end, 'FIN', `${what}: then a clean end`)
+    await until(() => proxy.links.size === 0, 5000, 'link to leave')
+    t.same(await closedBy(), { client_close: 1 }, `${what}: named after the client, whose FIN came first`)
+    await leaks()
+  }
+})
+
+t.test('a client that connects, sends nothing and leaves: the link ends, the upstream sees it go', async t => {
+  const echo = await echoServer(t)
+  const { proxy, closedBy } = await harness(t, echo.port)
+  const leaks = await baseline(t)
+  for (const leave of ['end', 'destroy', 'resetAndDestroy'] as const) {
+    const c = await connect(t, proxy.port)
+    c.on('error', () => {})
+    await until(() => proxy.links.size === 1 && onlyLink(proxy).state === 'open' && echo.sockets.size === 1, 5000, 'the link to open')
+    const upstream = [...echo.sockets][0]!
+    const upstreamEnd = ending(upstream)
+    c[leave]()
+    t.equal(await upstreamEnd, leave === 'resetAndDestroy' ? 'ECONNRESET' : 'FIN', `${leave}: what the upstream sees`)
+    await until(() => proxy.links.size === 0, 5000, 'link to leave')
+  }
+  t.same(await closedBy(), { client_close: 2, reset: 1 })
+  await leaks()
+})
+
+t.test('a client that leaves while its link hangs (hang_connect): the link ends at once', async t => {
+  const echo = await echoServer(t)
+  const { proxy, closedBy } = await harness(t, echo.port, [{ type: 'hang_connect' }])
+  const leaks = await baseline(t)
+  for (const leave of ['end', 'destroy', 'resetAndDestroy'] as const) {
+    const c = await connect(t, proxy.port)
+    c.on('error', () => {})
+    await until(() => proxy.links.size === 1 && onlyLink(proxy).state === 'hanging', 5000, 'the link to hang')
+    c[leave]()
+    await until(() => proxy.links.size === 0, 2000, `${leave}: link to leave`)
+  }
+  t.equal(echo.sockets.size, 0, 'the upstream never saw a connection')
+  t.same(await closedBy(), { client_close: 2, reset: 1 })
+  await leaks()
+})
+
+t.test('a client that leaves during a slow_open delay: the link ends at once and the upstream sees no connection', async t => {
+  // The client is accepted paused (pauseOnConnect) and not read until the upstream connection is made, so
+  // its FIN or RST goes unseen: coquin holds the link for the whole delay, then opens an upstream
+  // connection for a client that left long ago (a real slow network would not complete that handshake).
+  const DELAY = 1500
+  const echo = await echoServer(t)
+  let accepted = 0
+  echo.on('connection', () => { accepted++ })
+  const { proxy, closedBy } = await harness(t, echo.port, [{ type: 'slow_open', attributes: { delay: DELAY } }])
+  const leaks = await baseline(t)
+  const c = await connect(t, proxy.port)
+  c.on('error', () => {})
+  await until(() => proxy.links.size === 1, 5000, 'the link')
+  t.equal(onlyLink(proxy).state, 'connecting')
+  const left = Date.now()
+  c.resetAndDestroy()
+  const prompt = await until(() => proxy.links.size === 0, DELAY / 3, 'link to leave').then(() => true, () => false)
+  const todo = 'src/link.ts: a client is not read while its upstream connect is delayed, so its leaving goes unseen until the delay ends'
+  t.ok(prompt, 'the link ends well before the delay is over', { todo })
+  await until(() => proxy.links.size === 0, DELAY * 3, 'link to leave')
+  t.comment(`the link ended ${Date.now() - left} ms after the client left (delay ${DELAY} ms)`)
+  t.equal(accepted, 0, 'the upstream never saw a connection', { todo })
+  t.same(await closedBy(), { reset: 1 })
+  await leaks()
+})
+
+t.test('500 clients connecting and leaving at once (half FIN, half RST): every link ends, counted, nothing leaks', async t => {
+  const N = 500
+  const echo = await echoServer(t)
+  const { proxy, closedBy, opened } = await harness(t, echo.port)
+  const leaks = await baseline(t)
+  await within(Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>(resolve => {
+    const c = net.connect({ port: proxy.port, host: '127.0.0.1' })
+    c.on('error', () => {})
+    c.on('close', () => resolve())
+    c.on('connect', () => { if (i % 2) c.destroy(); else c.resetAndDestroy() })
+  }))), 20_000, `${N} clients`)
+  await until(() => proxy.links.size === 0 && echo.sockets.size === 0, 15_000, 'every link and upstream socket to close')
+  t.equal(await opened(), N, 'every connection was accepted as a link')
+  t.same(await closedBy(), { client_close: N / 2, reset: N / 2 }, 'each counted once, by how its client left')
+  await leaks()
+})
