@@ -69,11 +69,91 @@ export interface ResponseHead extends HeadBase {
 
 export type Head = RequestHead | ResponseHead
 
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([^ ]+) +HTTP\/(\d)\.(\d) *$/
-const STATUS_LINE = /^HTTP\/(\d)\.(\d) +(\d{3})(?: (.*))?$/
 const COLON = 0x3a
+const DOT = 0x2e
+const SLASH = 0x2f
 /** `1.0` … `1.9`, so that a head does not build its version string. */
 const VERSIONS = Array.from({ length: 10 }, (_, d) => `1.${d}`)
+/** Methods a request line usually carries, read without building a string. */
+const METHODS = ['GET', 'PUT', 'POST', 'HEAD', 'PATCH', 'TRACE', 'DELETE', 'OPTIONS', 'CONNECT']
+
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39
+
+/** Where the start line parsers put what they read (scratch: parsing is synchronous, never re-entered). */
+const line = { a: 0, b: 0, c: 0, major: 0, minor: 0, status: 0 }
+
+/** `HTTP/d.d` at buf[i]. */
+function isVersion(buf: Buffer, i: number): boolean {
+  return buf[i] === 0x48 && buf[i + 1] === 0x54 && buf[i + 2] === 0x54 && buf[i + 3] === 0x50 && buf[i + 4] === SLASH &&
+    isDigit(buf[i + 5]) && buf[i + 6] === DOT && isDigit(buf[i + 7])
+}
+
+/**
+ * A request line, buf[from, to) without its line end, read as /^(tchar+) +([^ ]+) +HTTP\/(\d)\.(\d) *$/
+ * would read it: method in [from, line.a), target in [line.b, line.c), line.major, line.minor.
+ */
+function requestLine(buf: Buffer, from: number, to: number): boolean {
+  let i = from
+  while (i < to && TCHAR[buf[i]!] === 1) i++
+  if (i === from || i >= to || buf[i] !== SP) return false
+  line.a = i
+  while (i < to && buf[i] === SP) i++
+  const target = i
+  while (i < to && buf[i] !== SP) i++
+  if (i === target || i >= to) return false
+  line.b = target
+  line.c = i
+  while (i < to && buf[i] === SP) i++
+  if (to - i < 8 || !isVersion(buf, i)) return false
+  line.major = buf[i + 5]! - 0x30
+  line.minor = buf[i + 7]! - 0x30
+  for (i += 8; i < to; i++) if (buf[i] !== SP) return false
+  return true
+}
+
+/**
+ * A status line, buf[from, to) without its line end, read as /^HTTP\/(\d)\.(\d) +(\d{3})(?: (.*))?$/
+ * would read it: line.major, line.minor, line.status, reason in [line.a, line.b).
+ */
+function statusLine(buf: Buffer, from: number, to: number): boolean {
+  if (to - from < 8 || !isVersion(buf, from)) return false
+  let i = from + 8
+  if (i >= to || buf[i] !== SP) return false
+  while (i < to && buf[i] === SP) i++
+  if (to - i < 3 || !isDigit(buf[i]) || !isDigit(buf[i + 1]) || !isDigit(buf[i + 2])) return false
+  line.status = (buf[i]! - 0x30) * 100 + (buf[i + 1]! - 0x30) * 10 + (buf[i + 2]! - 0x30)
+  i += 3
+  if (i === to) line.a = to
+  else if (buf[i] !== SP) return false
+  else {
+    line.a = i + 1
+    for (let k = i + 1; k < to; k++) if (buf[k] === CR) return false     // `.` stops at a line terminator
+  }
+  line.b = to
+  line.major = buf[from + 5]! - 0x30
+  line.minor = buf[from + 7]! - 0x30
+  return true
+}
+
+/** The method in buf[from, to): a shared string for the usual ones. */
+function methodOf(buf: Buffer, from: number, to: number): string {
+  for (const m of METHODS) {
+    if (m.length !== to - from) continue
+    let k = 0
+    while (k < m.length && buf[from + k] === m.charCodeAt(k)) k++
+    if (k === m.length) return m
+  }
+  return buf.toString('latin1', from, to)
+}
+
+/** Why the start line at buf[0] (its line end included) is not an HTTP/1.x one, as parseHead words it; else undefined. */
+function startLineProblem(buf: Buffer, kind: 'request' | 'response'): string | undefined {
+  const lf = buf.indexOf(LF)
+  const to = lf > 0 && buf[lf - 1] === CR ? lf - 1 : lf
+  if (kind === 'request' ? !requestLine(buf, 0, to) : !statusLine(buf, 0, to)) return `bad ${kind === 'request' ? 'request' : 'status'} line`
+  if (line.major !== 1) return `unsupported version HTTP/${line.major}.${line.minor}`
+  return undefined
+}
 
 /** The fields of a head, as parsed from its bytes (`from`: the end of the start line). */
 function parseFields(raw: Buffer, from: number): HeaderField[] {
@@ -111,6 +191,13 @@ function fieldsEndOf(fields: readonly HeaderField[], raw: Buffer, startEnd: numb
   return lf === pos || (lf === pos + 1 && raw[pos] === CR) ? pos : -1
 }
 
+/** Whether raw[from, to), without the spaces and tabs around it, is `word` (lower case) in any case. */
+function valueIs(raw: Buffer, from: number, to: number, word: string): boolean {
+  while (from < to && (raw[from] === SP || raw[from] === HT)) from++
+  while (to > from && (raw[to - 1] === SP || raw[to - 1] === HT)) to--
+  return to - from === word.length && nameIs(raw, from, word)
+}
+
 /** What framing needs from the fields, gathered one field at a time. */
 class Framing {
   contentLength = -1
@@ -122,6 +209,12 @@ class Framing {
   expectContinue = false
   error: string | undefined = undefined
 
+  reset(): void {
+    this.contentLength = -1
+    this.codings = ''
+    this.close = this.keepAlive = this.upgradeToken = this.hasUpgrade = this.expectContinue = false
+    this.error = undefined
+  }
   contentLengthField(value: string): void {
     if (this.error !== undefined) return
     for (const part of value.split(',')) {
@@ -153,6 +246,24 @@ class Framing {
       case 'expect': if (value.toLowerCase() === '100-continue') this.expectContinue = true; break
     }
   }
+  /** A framing field `name` with its value in raw[from, to): the usual values are read from the bytes. */
+  fieldBytes(name: string, raw: Buffer, from: number, to: number): void {
+    switch (name) {
+      case 'content-length': {
+        const v = plainLength(raw, from, to)
+        if (v >= 0) { this.contentLengthValue(v); return }
+        break
+      }
+      case 'connection':
+        if (valueIs(raw, from, to, 'keep-alive')) { this.keepAlive = true; return }
+        if (valueIs(raw, from, to, 'close')) { this.close = true; return }
+        break
+      case 'transfer-encoding':
+        if (this.codings === '' && valueIs(raw, from, to, 'chunked')) { this.codings = 'chunked'; return }
+        break
+    }
+    this.field(name, raw.toString('latin1', from, to).trim())
+  }
 }
 
 /** A Content-Length value that is 1 to 15 digits between spaces and tabs, read from the bytes; else -1. */
@@ -182,7 +293,6 @@ function nameIs(raw: Buffer, from: number, name: string): boolean {
 const FIELD_OF_LENGTH: (string | undefined)[] = []
 for (const n of ['content-length', 'transfer-encoding', 'connection', 'upgrade', 'expect']) FIELD_OF_LENGTH[n.length] = n
 
-
 abstract class ParsedHead {
   #fields: readonly HeaderField[] | undefined
   readonly #close: boolean
@@ -206,98 +316,140 @@ abstract class ParsedHead {
 
 class ParsedRequest extends ParsedHead implements RequestHead {
   readonly kind = 'request' as const
+  #target: string | undefined
+  readonly #targetStart: number
+  readonly #targetEnd: number
   constructor(
     raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
     chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
-    readonly method: string, readonly target: string, readonly upgrade: boolean, readonly expectContinue: boolean, readonly keepAlive: boolean,
-  ) { super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f) }
+    readonly method: string, targetStart: number, targetEnd: number, readonly upgrade: boolean, readonly expectContinue: boolean,
+    readonly keepAlive: boolean,
+  ) {
+    super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f)
+    this.#targetStart = targetStart
+    this.#targetEnd = targetEnd
+  }
+  /** Read from the bytes on first use: with no HTTP fault, nothing looks at it. */
+  get target(): string { return this.#target ??= this.raw.toString('latin1', this.#targetStart, this.#targetEnd) }
 }
 
 class ParsedResponse extends ParsedHead implements ResponseHead {
   readonly kind = 'response' as const
+  #reason: string | undefined
+  readonly #reasonStart: number
+  readonly #reasonEnd: number
   constructor(
     raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
     chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
-    readonly status: number, readonly reason: string,
-  ) { super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f) }
+    readonly status: number, reasonStart: number, reasonEnd: number,
+  ) {
+    super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f)
+    this.#reasonStart = reasonStart
+    this.#reasonEnd = reasonEnd
+  }
+  get reason(): string { return this.#reason ??= this.raw.toString('latin1', this.#reasonStart, this.#reasonEnd) }
 }
+
+/** The Framing of scanHead, reset for each head (parsing is synchronous, never re-entered). */
+const framing = new Framing()
 
 /** Parses a complete head; a string says why it cannot be framed. */
 export function parseHead(raw: Buffer, kind: 'request' | 'response'): Head | string {
-  const n = raw.length
-  let lf = raw.indexOf(LF)
-  if (lf < 0) return 'no line end in head'
+  return scanHead(raw, 0, kind, true)!
+}
+
+/**
+ * Reads a head from buf[from]. `whole`: buf is the head (parseHead), and a string says why it cannot be
+ * framed. Otherwise the head is the start of buf[from, …): null when that is not a head that frames
+ * (incomplete, too large, folded, malformed: the framer's byte-at-a-time path then decides), and the
+ * head's `raw` is a slice of buf up to its empty line included.
+ */
+function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole: boolean): Head | string | null {
+  const n = whole ? buf.length : Math.min(buf.length, from + MAX_HEAD_BYTES + 2)
+  let lf = buf.indexOf(LF, from)
+  if (lf < 0 || lf >= n) return whole ? 'no line end in head' : null
   const startEnd = lf + 1
-  let f = new Framing()
+  const f = framing
+  f.reset()
   let fields: HeaderField[] | undefined
   let fieldsEnd = n
+  let end = n
   let lines = 0
   // One pass over the field bytes: names are compared in place, values read only for the framing fields.
   // A folded line (obs-fold) continues a value: then the fields are parsed whole, as strings.
   let pos = startEnd
   for (;;) {
-    if (pos >= n) return 'head without an empty line'
-    const first = raw[pos]!
-    if (first === SP || first === HT) { fields = parseFields(raw, startEnd); break }
+    if (pos >= n) return whole ? 'head without an empty line' : null
+    const first = buf[pos]!
+    if (first === SP || first === HT) {
+      if (!whole) return null
+      fields = parseFields(buf, startEnd)
+      break
+    }
     let k = pos
     let c = first
-    while (c !== COLON && c !== LF && ++k < n) c = raw[k]!
-    if (k >= n) return 'head without an empty line'
+    while (c !== COLON && c !== LF && ++k < n) c = buf[k]!
+    if (k >= n) return whole ? 'head without an empty line' : null
     const colon = c === COLON ? k : -1
     lf = k
-    while (c !== LF && ++lf < n) c = raw[lf]!
-    if (lf >= n) return 'head without an empty line'
-    const end = lf > pos && raw[lf - 1] === CR ? lf - 1 : lf
-    if (end === pos) { fieldsEnd = pos; break }
-    lines++
-    if (colon >= 0 && colon < end) {
+    while (c !== LF && ++lf < n) c = buf[lf]!
+    if (lf >= n) return whole ? 'head without an empty line' : null
+    const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf
+    if (lineEnd === pos) { fieldsEnd = pos; end = lf + 1; break }
+    if (++lines > MAX_HEADER_FIELDS && !whole) return null
+    if (colon >= 0 && colon < lineEnd) {
       let nameEnd = colon
-      while (nameEnd > pos && (raw[nameEnd - 1] === SP || raw[nameEnd - 1] === HT)) nameEnd--
+      while (nameEnd > pos && (buf[nameEnd - 1] === SP || buf[nameEnd - 1] === HT)) nameEnd--
       const name = FIELD_OF_LENGTH[nameEnd - pos]
-      if (name !== undefined && nameIs(raw, pos, name)) {
-        const v = name === 'content-length' ? plainLength(raw, colon + 1, end) : -1
-        if (v >= 0) f.contentLengthValue(v)
-        else f.field(name, raw.toString('latin1', colon + 1, end).trim())
-      }
+      if (name !== undefined && nameIs(buf, pos, name)) f.fieldBytes(name, buf, colon + 1, lineEnd)
     }
     pos = lf + 1
   }
   if (fields !== undefined) {
-    fieldsEnd = fieldsEndOf(fields, raw, startEnd)
+    fieldsEnd = fieldsEndOf(fields, buf, startEnd)
     if (fieldsEnd < 0) return 'head without an empty line'
     lines = fields.length
-    f = new Framing()                                            // again, over the folded values
+    f.reset()                                                    // again, over the folded values
     for (const field of fields) f.field(field.lower, field.value)
   }
-  if (lines > MAX_HEADER_FIELDS) return 'too many header fields'
-  if (f.error !== undefined) return f.error
+  if (lines > MAX_HEADER_FIELDS) return whole ? 'too many header fields' : null
+  if (f.error !== undefined) return whole ? f.error : null
+  if (!whole && fieldsEnd - from > MAX_HEAD_BYTES) return null
 
   const codings = f.codings
-  const lastCoding = codings === '' ? '' : codings.split(',').at(-1)!.trim().toLowerCase()
-  const chunked = lastCoding === 'chunked'
-  const otherCoding = codings.trim() !== '' && !chunked
-  const startLine = raw.toString('latin1', 0, startEnd > 1 && raw[startEnd - 2] === CR ? startEnd - 2 : startEnd - 1)
+  let chunked = false
+  let otherCoding = false
+  if (codings === 'chunked') chunked = true
+  else if (codings !== '') {
+    chunked = codings.split(',').at(-1)!.trim().toLowerCase() === 'chunked'
+    otherCoding = codings.trim() !== '' && !chunked
+  }
+  const lineEnd = startLineEnd(buf, from, startEnd)
+  const raw = whole || (from === 0 && end === buf.length) ? buf : buf.subarray(from, end)
 
   if (kind === 'request') {
-    const m = REQUEST_LINE.exec(startLine)
-    if (!m) return 'bad request line'
-    if (m[3] !== '1') return `unsupported version HTTP/${m[3]}.${m[4]}`
-    if (otherCoding) return 'request transfer-encoding without chunked'
-    const method = m[1]!
-    const version = VERSIONS[m[4]!.charCodeAt(0) - 0x30]!
+    if (!requestLine(buf, from, lineEnd)) return whole ? 'bad request line' : null
+    if (line.major !== 1) return whole ? `unsupported version HTTP/${line.major}.${line.minor}` : null
+    if (otherCoding) return whole ? 'request transfer-encoding without chunked' : null
+    const method = methodOf(buf, from, line.a)
+    const version = VERSIONS[line.minor]!
     return new ParsedRequest(
-      raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, chunked ? -1 : f.contentLength, f,
-      method, m[2]!, method === 'CONNECT' || (f.hasUpgrade && f.upgradeToken), f.expectContinue,
+      raw, startEnd - from, fieldsEnd - from, fields, version, chunked, otherCoding, chunked ? -1 : f.contentLength, f,
+      method, line.b - from, line.c - from, method === 'CONNECT' || (f.hasUpgrade && f.upgradeToken), f.expectContinue,
       version === '1.0' ? f.keepAlive && !f.close : !f.close,
     )
   }
-  const m = STATUS_LINE.exec(startLine)
-  if (!m) return 'bad status line'
-  if (m[1] !== '1') return `unsupported version HTTP/${m[1]}.${m[2]}`
+  if (!statusLine(buf, from, lineEnd)) return whole ? 'bad status line' : null
+  if (line.major !== 1) return whole ? `unsupported version HTTP/${line.major}.${line.minor}` : null
   return new ParsedResponse(
-    raw, startEnd, fieldsEnd, fields, VERSIONS[m[2]!.charCodeAt(0) - 0x30]!, chunked, otherCoding,
-    chunked ? -1 : f.contentLength, f, Number(m[3]), m[4] ?? '',
+    raw, startEnd - from, fieldsEnd - from, fields, VERSIONS[line.minor]!, chunked, otherCoding,
+    chunked ? -1 : f.contentLength, f, line.status, line.a - from, line.b - from,
   )
+}
+
+/** The end of the start line that ends at startEnd (its LF included), without its line end. */
+function startLineEnd(buf: Buffer, from: number, startEnd: number): number {
+  return startEnd - 1 > from && buf[startEnd - 2] === CR ? startEnd - 2 : startEnd - 1
 }
 
 function isToken(s: string, from: number, to: number): boolean {
@@ -379,7 +531,7 @@ export class Framer {
         case St.Fixed: {
           const k = Math.min(this.#remaining, n - i)
           this.#remaining -= k
-          this.handler.body(chunk.subarray(i, i + k))
+          this.handler.body(k === n ? chunk : chunk.subarray(i, i + k))
           i += k
           if (this.#remaining === 0) this.#messageEnd()
           break
@@ -471,6 +623,12 @@ export class Framer {
   }
 
   #head(chunk: Buffer, i: number): number {
+    if (this.#parts.length === 0) {
+      // The head starts in this chunk: read it in one pass if it is all here and frames (the usual
+      // case); else the byte-at-a-time path below decides, and gives the same result.
+      const head = scanHead(chunk, i, this.kind, false)
+      if (head !== null && typeof head !== 'string') return this.#deliver(head, i + head.raw.length)
+    }
     const start = i
     const n = chunk.length
     let j = i
@@ -504,11 +662,9 @@ export class Framer {
       // The head goes on in a later chunk: check the start line now, so that a peer that is not
       // speaking HTTP/1.x (HTTP/0.9, a line-based protocol) is not held waiting for an empty line.
       this.#startChecked = true
-      const line = this.#parts.length === 0 ? chunk.subarray(start) : Buffer.concat([...this.#parts, chunk.subarray(start)])
-      const lf = line.indexOf(LF)
-      const text = line.toString('latin1', 0, lf > 0 && line[lf - 1] === CR ? lf - 1 : lf)
-      const m = (this.kind === 'request' ? REQUEST_LINE : STATUS_LINE).exec(text)
-      if (!m || m[this.kind === 'request' ? 3 : 1] !== '1') return this.#fail(`bad ${this.kind === 'request' ? 'request' : 'status'} line`, chunk, start)
+      const first = this.#parts.length === 0 ? chunk.subarray(start) : Buffer.concat([...this.#parts, chunk.subarray(start)])
+      const problem = startLineProblem(first, this.kind)
+      if (problem !== undefined) return this.#fail(problem, chunk, start)
     }
     const rest = start === 0 ? chunk : chunk.subarray(start)
     this.#parts.push(rest)
@@ -547,10 +703,15 @@ export class Framer {
       this.#parts.pop()
       return this.#fail(head, chunk, start)
     }
-    this.#parts = []
+    return this.#deliver(head, end)
+  }
+
+  /** A head was read; `end`: where it ends in the chunk. */
+  #deliver(head: Head, end: number): number {
+    if (this.#parts.length > 0) this.#parts = []
     this.#partsLen = 0
     this.#inMessage = true
-    this.handler.head(head, raw)
+    this.handler.head(head, head.raw)
     if (this.#stopped) return end
     this.#frameBody(head)
     return end

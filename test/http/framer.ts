@@ -261,3 +261,79 @@ t.test('fuzz: garbage and mutated streams never throw and never lose a byte (see
   t.ok(errors > 100, `fallbacks seen (${errors})`)
   t.pass('1500 cases')
 })
+
+t.test('start lines are read exactly as the patterns of RFC 9112 read them, whole or byte by byte (seeded)', async t => {
+  // The patterns the framer's byte-level reading must agree with.
+  const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([^ ]+) +HTTP\/(\d)\.(\d) *$/
+  const STATUS_LINE = /^HTTP\/(\d)\.(\d) +(\d{3})(?: (.*))?$/
+  const expected = (kind: 'request' | 'response', line: string): string => {
+    const text = line                                      // what comes before the line's own CRLF
+    if (kind === 'request') {
+      const m = REQUEST_LINE.exec(text)
+      if (!m) return 'bad request line'
+      if (m[3] !== '1') return `unsupported version HTTP/${m[3]}.${m[4]}`
+      return `request ${m[1]} ${m[2]} 1.${m[4]}`
+    }
+    const m = STATUS_LINE.exec(text)
+    if (!m) return 'bad status line'
+    if (m[1] !== '1') return `unsupported version HTTP/${m[1]}.${m[2]}`
+    return `response ${Number(m[3])} [${m[4] ?? ''}] 1.${m[2]}`
+  }
+  const got = (h: Head | string): string => typeof h === 'string' ? h
+    : h.kind === 'request' ? `request ${h.method} ${h.target} ${h.version}` : `response ${h.status} [${h.reason}] ${h.version}`
+  const pieces = ['GET', 'PUT', 'DELETE', 'M-SEARCH', 'get', ' ', ' ', '  ', '/', '/a?b=c', '*', 'x:1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0',
+    'HTTP/1.', 'HTTP/11', 'http/1.1', '200', '404', '20', '2000', 'OK', 'Not Found', '\r', '\t', '\x85', '\xa0', '\x00', '"', '9', '.']
+  const random = seededRandom(2024)
+  const pick = () => pieces[Math.floor(random() * pieces.length)]!
+  const lines: [('request' | 'response'), string][] = [
+    ['request', 'GET / HTTP/1.1'], ['request', 'GET  /a   HTTP/1.0  '], ['request', 'GET /\r HTTP/1.1'], ['request', 'GET / HTTP/1.1\r'],
+    ['request', 'GET / HTTP/1.1 \r'], ['request', 'CONNECT h:443 HTTP/1.1'], ['request', 'GET / HTTP/3.0'], ['request', 'GET\t/ HTTP/1.1'],
+    ['response', 'HTTP/1.1 200 OK'], ['response', 'HTTP/1.1   204'], ['response', 'HTTP/1.1 200 '], ['response', 'HTTP/1.1 200  two  spaces'],
+    ['response', 'HTTP/1.1 200 O\rK'], ['response', 'HTTP/1.1 200\tOK'], ['response', 'HTTP/2.0 200 OK'], ['response', 'HTTP/1.1 2000 OK'],
+  ]
+  for (let i = 0; i < 3000; i++) {
+    const kind = random() < 0.5 ? 'request' : 'response'
+    const parts = kind === 'request'
+      ? [pick(), random() < 0.8 ? ' ' : pick(), pick(), random() < 0.8 ? ' ' : pick(), random() < 0.7 ? 'HTTP/1.1' : pick()]
+      : [random() < 0.7 ? 'HTTP/1.1' : pick(), random() < 0.8 ? ' ' : pick(), random() < 0.6 ? '200' : pick(), random() < 0.5 ? ' ' : '', pick()]
+    if (random() < 0.3) parts.push(pick())
+    lines.push([kind, parts.join('')])
+  }
+  let heads = 0
+  for (const [kind, line] of lines) {
+    const message = b(`${line}\r\nHost: x\r\n\r\n`)
+    const want = expected(kind, line)
+    const parsed = got(parseHead(message, kind))
+    if (parsed !== want) { t.equal(parsed, want, `parseHead: ${JSON.stringify(line)}`); return }
+    const whole = frame(kind, [message], ['GET'])
+    const bytewise = frame(kind, splits(message, () => 0, 1), ['GET'])
+    if (JSON.stringify(whole.ev) !== JSON.stringify(bytewise.ev)) { t.same(whole.ev, bytewise.ev, `whole = byte by byte: ${JSON.stringify(line)}`); return }
+    if (!whole.bytes.equals(message)) { t.fail(`bytes: ${JSON.stringify(line)}`); return }
+    if (!want.includes(' ') || want.startsWith('unsupported') || want.startsWith('bad')) continue
+    heads++
+    const h = whole.ev[0]
+    if (h?.e !== 'head') { t.fail(`framed: ${JSON.stringify(line)}`); return }
+  }
+  t.ok(heads > 300, `heads read (${heads}) and refused (${lines.length - heads})`)
+})
+
+t.test('a head read in one pass equals the one read byte by byte and by parseHead', async t => {
+  const seen: Head[] = []
+  const f = new Framer('request', { head: h => { seen.push(h) }, body() {}, end() {}, raw() {}, error() {} })
+  const text = requests.chrome! + requests.s3put! + 'GET /x HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n' + 'POST /c HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n'
+  f.write(b(text))
+  const g = new Framer('request', { head: h => { seen.push(h) }, body() {}, end() {}, raw() {}, error() {} })
+  for (const part of splits(b(text), () => 0, 1)) g.write(part)
+  t.equal(seen.length, 8)
+  const view = (h: Head) => h.kind === 'request' && {
+    method: h.method, target: h.target, version: h.version, keepAlive: h.keepAlive, chunked: h.chunked, contentLength: h.contentLength,
+    upgrade: h.upgrade, expectContinue: h.expectContinue, raw: h.raw.toString('latin1'), startEnd: h.startEnd, fieldsEnd: h.fieldsEnd,
+    fields: h.fields.map(x => `${x.name}=${x.value}@${x.start}-${x.end}`),
+  }
+  for (let i = 0; i < 4; i++) {
+    t.same(view(seen[i]!), view(seen[i + 4]!), `head ${i}: one pass = byte by byte`)
+    t.same(view(seen[i]!), view(parseHead(seen[i]!.raw, 'request') as Head), `head ${i}: one pass = parseHead`)
+  }
+  t.match(view(seen[2]!), { version: '1.0', keepAlive: true })
+  t.match(view(seen[3]!), { chunked: true, contentLength: -1 })
+})
