@@ -9,6 +9,8 @@ interface Request { id: number; cmd: string; args: Args }
 interface Response { id: number; ok: boolean; value?: unknown; error?: string }
 
 const live = new Set<ChildProcess>()
+/** Processes that are not our children (HAProxy, started by a worker), killed with them all the same. */
+const livePids = new Set<number>()
 
 /** Kills every child still running; synchronous, so it can run in an 'exit' handler. */
 export function killChildren(): void {
@@ -18,7 +20,16 @@ export function killChildren(): void {
     }
   }
   live.clear()
+  for (const pid of livePids) {
+    try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+  }
+  livePids.clear()
 }
+
+/** Has killChildren kill this process too (a grandchild: its parent worker may be killed first). */
+export function trackPid(pid: number): void { livePids.add(pid) }
+/** The process ended normally: forget it, so that its pid, once reused, is never killed. */
+export function untrackPid(pid: number): void { livePids.delete(pid) }
 
 /** A forked worker (started with --expose-gc) that answers `request(cmd, args)`. */
 export class Child {

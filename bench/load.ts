@@ -58,6 +58,37 @@ export async function bulkDown(port: number, conns: number, warmMs: number, durM
   }
 }
 
+/**
+ * The rate of a paced stream (a bandwidth fault releases bytes in bursts, one per timer tick), in MB/s
+ * (10^6 B/s), over one connection: measured from the first burst after the warm-up to the last one
+ * before the window ends, arrival to arrival, so that how many bursts fall in the window does not bias
+ * the figure (at 10 ms a tick, one burst more or less in 2 s would be ±0.5 %).
+ */
+export async function pacedDown(port: number, warmMs: number, durMs: number): Promise<{ rate: number; bytes: number; seconds: number }> {
+  const [s] = await connectMany(port, 1)
+  let total = 0
+  let first: { t: number; bytes: number } | undefined
+  let last: { t: number; bytes: number } | undefined
+  let measuring = false
+  try {
+    s!.on('data', (c: Buffer) => {
+      const t = performance.now()
+      // Bytes of the first arrival in the window are before its timestamp: count from after it.
+      if (measuring) { total += c.length; if (!first) first = { t, bytes: total }; last = { t, bytes: total } }
+    })
+    await sleep(warmMs)
+    measuring = true
+    await sleep(durMs)
+    measuring = false
+  } finally {
+    destroyAll([s!])
+  }
+  if (!first || !last || last.t <= first.t) throw new Error(`too few bytes arrived on port ${port} to measure a rate`)
+  const seconds = (last.t - first.t) / 1000
+  const bytes = last.bytes - first.bytes
+  return { rate: bytes / seconds / 1e6, bytes, seconds }
+}
+
 /** Bytes/s in MB written to a sink server, as counted by the sink (`sunk()` asks its process). */
 export async function bulkUp(port: number, conns: number, warmMs: number, durMs: number, sunk: () => Promise<number>): Promise<number> {
   const socks = await connectMany(port, conns)
@@ -81,7 +112,11 @@ export async function bulkUp(port: number, conns: number, warmMs: number, durMs:
   }
 }
 
-export interface RoundTrips { p50: number; p99: number; rate: number; samples: number }
+export interface RoundTrips {
+  p50: number; p99: number; rate: number; samples: number
+  /** Every round trip of the window, in µs, sorted. */
+  sorted: Float64Array
+}
 
 /** 64 B ping-pong on each of `conns` connections (one message in flight on each); µs and round trips/s. */
 export async function pingPong(port: number, conns: number, warmMs: number, durMs: number): Promise<RoundTrips> {
@@ -114,17 +149,74 @@ export async function pingPong(port: number, conns: number, warmMs: number, durM
     destroyAll(socks)
   }
   if (samples.length === 0) throw new Error(`no round trip completed on port ${port}`)
-  const sorted = Float64Array.from(samples).sort()
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000
-  return { p50: at(0.5), p99: at(0.99), rate: samples.length / ((winEnd - winStart) / 1000), samples: samples.length }
+  const sorted = Float64Array.from(samples, x => x * 1000).sort()
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), rate: samples.length / ((winEnd - winStart) / 1000), samples: samples.length, sorted }
 }
 
-/** Opens n connections and sends one byte back and forth on each, so every link is up end to end. */
-export async function openIdle(port: number, n: number): Promise<net.Socket[]> {
-  const socks = await connectMany(port, n)
+/** The q-quantile of sorted values (nearest rank). */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+}
+
+export interface Churn { rate: number; errors: number; firstError: string | undefined }
+
+/**
+ * Connection churn: `workers` loops, each connecting, sending 64 B, reading the echo and closing (the
+ * client closes first, so the TIME_WAIT is on the client's side), then starting over. Connections
+ * completed per second within the window, after a warm-up. A failed connection (refused, reset, or no
+ * echo within 5 s) is counted, and its worker goes on.
+ */
+export async function churn(port: number, workers: number, warmMs: number, durMs: number): Promise<Churn> {
+  const msg = Buffer.alloc(64, 0x63)
+  let running = true
+  let done = 0
+  let errors = 0
+  let firstError: string | undefined
+  const once64 = () => new Promise<void>(resolve => {
+    const s = net.connect({ host: HOST, port, noDelay: true })
+    let got = 0
+    let ok = false
+    const timer = setTimeout(() => s.destroy(new Error('no echo within 5 s')), 5_000)
+    s.on('connect', () => s.write(msg))
+    s.on('data', (c: Buffer) => {
+      got += c.length
+      if (got >= msg.length && !ok) { ok = true; done++; s.destroy() }
+    })
+    s.on('error', err => { errors++; firstError ??= (err as NodeJS.ErrnoException).code ?? err.message })
+    s.on('close', () => {
+      clearTimeout(timer)
+      if (!ok && !s.errored) { errors++; firstError ??= 'closed before the echo' }
+      resolve()
+    })
+  })
+  const loops = Array.from({ length: workers }, async () => { while (running) await once64() })
   try {
-    for (let i = 0; i < socks.length; i += 200) {
-      await Promise.all(socks.slice(i, i + 200).map(async s => {
+    await sleep(warmMs)
+    const d0 = done
+    const t0 = performance.now()
+    await sleep(durMs)
+    const rate = (done - d0) / ((performance.now() - t0) / 1000)
+    return { rate, errors, firstError }
+  } finally {
+    running = false
+    await Promise.all(loops)
+  }
+}
+
+/**
+ * Opens n connections and sends one byte back and forth on each, so every link is up end to end. A
+ * batch is echoed before the next one connects: a client's connect completes in the kernel before the
+ * proxy accepts, so connecting all at once would overflow the proxy's accept queue (SYNs dropped, each
+ * retried after a second).
+ */
+export async function openIdle(port: number, n: number, batch = 200): Promise<net.Socket[]> {
+  const socks: net.Socket[] = []
+  try {
+    for (let i = 0; i < n; i += batch) {
+      const got = await connectMany(port, Math.min(batch, n - i), batch)
+      socks.push(...got)
+      await Promise.all(got.map(async s => {
         s.write('x')
         await once(s, 'data', { signal: AbortSignal.timeout(10_000) })
       }))

@@ -2,8 +2,11 @@
 // `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1), each in front of every
 // upstream server; or, in front of the HTTP server only, `coquin-http` (`protocol: http`, no fault) or
 // `coquin-http-status` (protocol http with an `http_status` fault that matches every request, at
-// toxicity 0: matched, drawn, never fired). It reports ports, memory and CPU over IPC.
+// toxicity 0: matched, drawn, never fired). It reports ports, memory and CPU over IPC, and adds or
+// removes faults on its proxies at run time (`fault`, `unfault`) through the in-process registry, as the
+// control API would.
 import { Registry } from '../src/registry.js'
+import type { FaultSpec } from '../src/fault.js'
 import { builtins } from '../behaviors/index.js'
 import { startPipeProxy } from './pipe-proxy.js'
 import { collectGarbage, serve } from './ipc.js'
@@ -56,5 +59,12 @@ serve({
     return { rss: m.rss, heapUsed: m.heapUsed, connections: connections(), gc: typeof globalThis.gc === 'function' }
   },
   connections: () => connections(),
+  /** Adds a fault to one of this worker's proxies (named after its upstream: echo, source, sink, http). */
+  fault: args => {
+    const f = registry.makeFault(args['spec'] as FaultSpec)
+    registry.get(args['proxy'] as string).addFault(f)
+    return f.name
+  },
+  unfault: args => { registry.get(args['proxy'] as string).removeFault(args['name'] as string); return true },
   cpu: () => { const c = process.cpuUsage(); return c.user + c.system },
 })
