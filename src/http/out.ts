@@ -26,6 +26,13 @@ export class Out implements Emit {
   #ended = false
   readonly #timers = new Set<Timer>()
 
+  /**
+   * The chunk whose slices are being written: when merged slices cover it, it is handed on itself
+   * rather than a new view of the same bytes. (A stale one is harmless: it only ever stands for the
+   * very bytes it views.)
+   */
+  source: Buffer | null = null
+
   constructor(readonly sink: Sink, readonly clock: Clock) {}
 
   /** Bytes queued behind a gate. */
@@ -38,7 +45,10 @@ export class Out implements Emit {
     const p = this.#pending
     if (p === null) { this.#pending = b; return }
     if (p.buffer === b.buffer && p.byteOffset + p.length === b.byteOffset) {
-      this.#pending = Buffer.from(p.buffer, p.byteOffset, p.length + b.length)
+      const s = this.source
+      const length = p.length + b.length
+      this.#pending = s !== null && s.byteOffset === p.byteOffset && s.length === length && s.buffer === p.buffer
+        ? s : Buffer.from(p.buffer, p.byteOffset, length)
       return
     }
     this.#pending = b

@@ -199,6 +199,30 @@ class LazyRequest implements HttpRequest {
   }
 }
 
+const NO_NAMES: readonly string[] = Object.freeze([])
+
+/** An HttpExchangeEvent whose target and path are read from the head only if the observer asks. */
+class ExchangeEvent implements HttpExchangeEvent {
+  #head: RequestHead
+  #path: string | undefined
+  readonly method: string
+  constructor(
+    head: RequestHead, readonly index: number, readonly status: number, readonly source: 'upstream' | 'coquin',
+    readonly latencyMs: number, readonly faults: readonly string[],
+  ) {
+    this.#head = head
+    this.method = head.method
+  }
+  get target(): string { return this.#head.target }
+  get path(): string { return this.#path ??= pathOf(this.method, this.#head.target) }
+  toJSON(): HttpExchangeEvent {
+    return {
+      index: this.index, method: this.method, path: this.path, target: this.target, status: this.status, source: this.source,
+      latencyMs: this.latencyMs, faults: this.faults,
+    }
+  }
+}
+
 class HttpLayer {
   readonly up: Framer
   readonly down: Framer
@@ -220,8 +244,8 @@ class HttpLayer {
   #budget = -1
 
   /** Entry points for run(), made once (no closure per chunk). */
-  readonly upWrite = (chunk: Buffer): void => this.up.write(chunk)
-  readonly downWrite = (chunk: Buffer): void => this.down.write(chunk)
+  readonly upWrite = (chunk: Buffer): void => { this.upOut.source = chunk; this.up.write(chunk) }
+  readonly downWrite = (chunk: Buffer): void => { this.downOut.source = chunk; this.down.write(chunk) }
   readonly onUpEnd = (): void => this.upEnd()
   readonly onDownEnd = (): void => this.downEnd()
 
@@ -266,14 +290,14 @@ class HttpLayer {
           status: r.status, headers: { ...r.headers, 'X-Coquin-Fault': r.name }, body: r.body, method: req.method,
           close: closeAfter, keepAlive10: req.version === '1.0' && req.keepAlive, edit: plan.response,
         })
-        const ex: Exchange = { head: req, index, at: this.link.clock.now(), plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
+        const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
         this.exchanges.push(ex)
         this.#current = ex
         if (req.expectContinue) this.#ready(ex)             // the client may wait for us before its body
         this.#pump()
         return
       }
-      const ex: Exchange = { head: req, index, at: this.link.clock.now(), plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
+      const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
       this.exchanges.push(ex)
       this.#current = ex
       if (plan === null) { this.upOut.write(raw); return }
@@ -297,6 +321,9 @@ class HttpLayer {
       this.#pump()
     },
   }
+
+  /** When a request's head was read: only for the exchange events' latency, so not read if no one listens. */
+  #now(): number { return this.link.exchanged ? this.link.clock.now() : 0 }
 
   /** Match, ask and draw every HTTP fault for one request (and read caller-chosen faults). */
   #decide(h: RequestHead, index: number): Plan | null {
@@ -462,11 +489,7 @@ class HttpLayer {
   #report(ex: Exchange, status: number, source: 'upstream' | 'coquin'): void {
     const report = this.link.exchanged
     if (!report) return
-    const { method, target } = ex.head
-    report({
-      index: ex.index, method, path: pathOf(method, target), target, status, source,
-      latencyMs: this.link.clock.now() - ex.at, faults: ex.plan?.names ?? [],
-    })
+    report(new ExchangeEvent(ex.head, ex.index, status, source, this.link.clock.now() - ex.at, ex.plan?.names ?? NO_NAMES))
   }
 
   /** Break the link at this point of the response stream; nothing more of it is passed on. */

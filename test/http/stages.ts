@@ -128,3 +128,24 @@ t.test('fuzz: garbage and mutations through both stages never reach the error pa
   }
   t.pass('600 cases')
 })
+
+t.test('an exchange event reads its target and path when asked, and serializes whole', async t => {
+  const events: HttpExchangeEvent[] = []
+  const link: HttpLinkView = {
+    id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock: new ManualClock(), random: seededRandom(5),
+    reset() {}, close() {}, applied() {}, fallback() {}, exchanged: e => { events.push(e) },
+  }
+  const down: Buffer[] = []
+  const stages = createHttpStages(link, () => [], {
+    upstream: { write() {}, end() {} }, downstream: { write: c => down.push(c), end() {} },
+  })
+  const res = b('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  stages.upstream.write(b('GET /a/b?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET http://h/c HTTP/1.1\r\nHost: h\r\n\r\n'))
+  stages.downstream.write(res)
+  t.equal(down[0], res, 'a response that passes untouched is the chunk that came in')
+  stages.downstream.write(Buffer.concat([res, res]).subarray(res.length))
+  t.same(events.map(e => [e.method, e.target, e.path, e.status]), [['GET', '/a/b?x=1', '/a/b', 200], ['GET', 'http://h/c', '/c', 200]])
+  t.same(JSON.parse(JSON.stringify(events[0])), {
+    index: 0, method: 'GET', path: '/a/b', target: '/a/b?x=1', status: 200, source: 'upstream', latencyMs: 0, faults: [],
+  })
+})
