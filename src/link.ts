@@ -184,7 +184,11 @@ export class Link {
     this.upstream.on('close', () => this.#onSocketClose())
     client.on('data', this.up.onData)
     this.upstream.on('data', this.down.onData)
-    client.on('end', () => { this.#firstEnd ??= 'client_close'; this.up.onEnd() })
+    client.on('end', () => {
+      this.#firstEnd ??= 'client_close'
+      if (this.#early) this.#early.ended = true
+      else this.up.onEnd()
+    })
     this.upstream.on('end', () => { this.#firstEnd ??= 'upstream_close'; this.down.onEnd() })
     client.on('drain', this.down.onDrain)
     this.upstream.on('drain', this.up.onDrain)
@@ -263,8 +267,10 @@ export class Link {
         this.apply(f)
       }
     }
-    if (delay > 0) this.#connectTimer = this.clock.setTimeout(() => this.#connect(), delay)
-    else this.#connect()
+    if (delay > 0) {
+      this.#connectTimer = this.clock.setTimeout(() => this.#connect(), delay)
+      this.#readEarly()
+    } else this.#connect()
   }
 
   /** Draw a fault for this link and, if it hits, put its stages on the chain. */
@@ -348,6 +354,39 @@ export class Link {
     this.client.resume()
   }
 
+  /** While the upstream connect is delayed: what the client sent (held here), and whether it sent FIN. */
+  #early: { chunks: Buffer[]; bytes: number; ended: boolean } | undefined
+
+  /**
+   * Read the client while its upstream connect is delayed, so that its leaving (RST, or FIN then close)
+   * is seen now rather than when the delay ends. What it sends is held, up to the high-water mark
+   * (then the client is paused), and handed on in order once the upstream is connected.
+   */
+  #readEarly(): void {
+    this.#early = { chunks: [], bytes: 0, ended: false }
+    this.client.off('data', this.up.onData)
+    this.client.on('data', this.#onEarlyData)
+    this.client.resume()
+  }
+
+  readonly #onEarlyData = (chunk: Buffer): void => {
+    const early = this.#early!
+    early.chunks.push(chunk)
+    early.bytes += chunk.length
+    if (early.bytes > HIGH_WATER) this.client.pause()
+  }
+
+  /** Connected: what was held goes on through the chain, in order, then a FIN it held. */
+  #handOnEarly(): void {
+    const early = this.#early
+    if (!early) return
+    this.#early = undefined
+    this.client.off('data', this.#onEarlyData)
+    this.client.on('data', this.up.onData)
+    for (const chunk of early.chunks) if (!this.closed) this.up.onData(chunk)
+    if (early.ended && !this.closed) this.up.onEnd()
+  }
+
   #connect(): void {
     if (this.closed) return
     const { host, port } = this.owner.upstreamTarget()
@@ -358,7 +397,8 @@ export class Link {
       this.state = 'open'
       raw.setNoDelay(true)
       this.owner.observer.upstreamConnected(this.owner.name, (this.clock.now() - this.#connectStarted) / 1000)
-      this.client.resume()
+      this.client.resume()   // before the held bytes go on: their backpressure may pause it again
+      this.#handOnEarly()
     })
     raw.connect({ host, port })
   }
