@@ -271,17 +271,22 @@ const randomArb: fc.Arbitrary<Case> = fc.oneof(
 
 // The property ---------------------------------------------------------------------------------
 
-/** Paths of the numbers that are not finite (JSON has no NaN or Infinity: they would come back as null). */
+/**
+ * Paths of the numbers that are not finite (JSON has no NaN or Infinity: they would come back as
+ * null), and of keys whose value is undefined (a partition's `.inf` duration becomes one).
+ */
 function nonFinite(v: unknown, here: Segment[] = []): string[] {
   if (typeof v === 'number') return Number.isFinite(v) ? [] : [formatPath(here)]
+  if (v === undefined) return [formatPath(here)]
   if (v === null || typeof v !== 'object') return []
   return Object.entries(v).flatMap(([k, x]) => nonFinite(x, [...here, Array.isArray(v) ? Number(k) : k]))
 }
 
 /**
  * KNOWN BUG (src/config.ts, not this file's to fix): its Ajv has no `strictNumbers`, so YAML's .inf
- * and .nan pass where the schema has no maximum: settings.seed and partition times. Those loads are
- * counted and reported by a todo assertion; any other non-finite number fails the property.
+ * and .nan pass where the schema has no maximum: settings.seed (kept as Infinity) and partition times
+ * (a `duration: .inf` is silently read as "until healed"). Those loads are counted and reported by
+ * a todo assertion; any other non-finite number fails the property.
  */
 const KNOWN_NON_FINITE = /^(settings\.seed|partitions\[\d+\]\.(duration|flap\.up|flap\.down))$/
 const known = { nonFinite: [] as string[] }
@@ -419,6 +424,7 @@ t.test('explicit edges: deep nesting, alias bombs, huge files, duplicate keys, e
     ['NUL bytes', Buffer.from('proxies: [\0]\n\0')],
     ['UTF-16', Buffer.from('\ufeffproxies: []\n', 'utf16le')],
     ['.nan and .inf everywhere', 'proxies:\n  - { name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:1", toxics: [{ type: bandwidth, toxicity: .nan, attributes: { rate: .inf, after: -.inf } }] }\nsettings: { seed: .nan }\n'],
+    ['an infinite partition duration (known, see KNOWN_NON_FINITE)', 'proxies: [{ name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:1" }]\npartitions: [{ name: p, proxies: [a], duration: .inf }]\n'],
     ['partition times', 'proxies: [{ name: a, listen: "127.0.0.1:0", upstream: "127.0.0.1:1" }]\npartitions: [{ name: p, proxies: [a], duration: 1e400, flap: { up: -1, down: .nan } }]\n'],
     ['a huge seed', 'proxies: []\nsettings: { seed: 1e300 }\n'],
   ]
@@ -436,11 +442,12 @@ t.test('explicit edges: deep nesting, alias bombs, huge files, duplicate keys, e
         `${what}: ${String((got.e as Error).message).replaceAll(file, 'FILE').split('\n')[0]!.slice(0, 100)}`)
     }
   }
-  // The known bug, once: an infinite seed loads (see KNOWN_NON_FINITE).
+  // The known bug (see KNOWN_NON_FINITE): an infinite seed and an infinite partition duration load.
   const file = path.join(dir, 'seed.yaml')
   await writeFile(file, 'proxies: []\nsettings: { seed: .inf }\n')
   const seed = await loadConfig(file, builtins).then(c => nonFinite(c), () => [])
   t.same(seed, [], 'settings.seed: .inf is refused', { todo: 'src/config.ts: new Ajv({ strictNumbers: true }) in validator()' })
+  t.same(known.nonFinite, [], 'no non-finite number loaded', { todo: 'src/config.ts: new Ajv({ strictNumbers: true }) in validator()' })
   // Not a file at all.
   await t.rejects(loadConfig(path.join(dir, 'sub'), builtins), { code: 'COQUIN_ERR_CONFIG_READ', message: /is a directory/ })
   await t.rejects(loadConfig(path.join(dir, 'missing.yaml'), builtins), { code: 'COQUIN_ERR_CONFIG_READ', message: /no such file/ })
