@@ -7,13 +7,13 @@ import { once } from 'node:events'
 import type { AddressInfo, Socket } from 'node:net'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Registry, ProxySpec } from './registry.js'
-import type { Proxy } from './proxy.js'
+import { bindReason, formatAddress, type Proxy } from './proxy.js'
 import type { FaultSpec } from './fault.js'
 import type { Logger } from './log.js'
 import { scenarioFromBody } from './scenario.js'
 import { openLinks, parseEventQuery, type EventQuery, type Journal, type Subscription } from './journal.js'
 import {
-  ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, MethodNotAllowedError, NoCertificateError, UnauthorizedError,
+  ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, ListenError, MethodNotAllowedError, NoCertificateError, UnauthorizedError,
 } from './errors.js'
 
 /** Request bodies above this get a 413 (Toxiproxy has no limit; no legitimate body comes near it). */
@@ -426,13 +426,17 @@ export async function startApi(registry: Registry, opts: ApiOptions & { host?: s
   const unused = new Set<Socket>()
   server.on('connection', s => { unused.add(s); s.once('close', () => unused.delete(s)) })
   server.on('request', (req: http.IncomingMessage) => { unused.delete(req.socket) })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8474 }, () => { server.off('error', reject); resolve() })
-  })
+  const host = opts.host ?? '127.0.0.1', port = opts.port ?? 8474
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host, port }, () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    throw new ListenError(formatAddress({ host, port }), bindReason(err as NodeJS.ErrnoException)).because(err)
+  }
   const a = server.address() as AddressInfo
-  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  const url = `http://${host}:${a.port}`
+  const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
   ;(opts.log ?? registry.log).debug({ url }, 'api listening')
   let closing: Promise<void> | undefined
   return {

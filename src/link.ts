@@ -413,8 +413,9 @@ export class Link {
       this.#finish('upstream_unreachable', err)
       return
     }
-    if (err.code === 'ECONNRESET') {
-      // A reset on one side is passed on as a reset to the other, as a real network path would.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+      // A reset on one side is passed on as a reset to the other, as a real network path would. EPIPE is
+      // a reset seen late: the peer reset after its FIN, when this side no longer read, and a write found it.
       const other = side === 'client' ? this.upstream : this.client
       resetSocket(other)
       this.destroy('reset')

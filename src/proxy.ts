@@ -26,6 +26,14 @@ export function parseAddress(field: string, value: unknown, defaultHost = '127.0
   return { host, port }
 }
 
+/** Why a listen failed, in Go's words (Toxiproxy's messages). */
+export function bindReason(e: NodeJS.ErrnoException): string {
+  return e.code === 'EADDRINUSE' ? 'bind: address already in use'
+    : e.code === 'EACCES' ? 'bind: permission denied'
+    : e.code === 'EADDRNOTAVAIL' ? 'bind: cannot assign requested address'
+    : e.message
+}
+
 export function formatAddress({ host, port }: HostPort): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
@@ -112,12 +120,6 @@ export class Proxy implements LinkOwner {
     if (!this.enabled || this.#server) return
     const { host, port } = parseAddress('listen', port0(this.listen) && this.#lastBound ? this.#lastBound : this.listen)
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, c => this.#accept(c))
-    // EMFILE/ENFILE on accept: libuv accepts and closes the pending connections on a spare descriptor
-    // and keeps listening; it reports here only when that trick fails, so these are the visible ones.
-    server.on('error', err => {
-      this.acceptErrors++
-      this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed')
-    })
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -125,13 +127,14 @@ export class Proxy implements LinkOwner {
       })
     } catch (err) {
       server.close()
-      const e = err as NodeJS.ErrnoException
-      const reason = e.code === 'EADDRINUSE' ? 'bind: address already in use'
-        : e.code === 'EACCES' ? 'bind: permission denied'
-        : e.code === 'EADDRNOTAVAIL' ? 'bind: cannot assign requested address'
-        : e.message
-      throw new ListenError(this.listen, reason).because(err)
+      throw new ListenError(this.listen, bindReason(err as NodeJS.ErrnoException)).because(err)
     }
+    // Once listening (a bind error is the ListenError above, not this): EMFILE/ENFILE on accept that
+    // libuv could not shed on its spare descriptor. The link budget (src/link-budget.ts) keeps us short of it.
+    server.on('error', err => {
+      this.acceptErrors++
+      this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed')
+    })
     const a = server.address() as net.AddressInfo
     this.#server = server
     this.#bound = formatAddress({ host: a.address, port: a.port })

@@ -91,6 +91,11 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
     })
   } catch (err) {
     await close()
+    // A config can fail on several proxies (two ports in use): name them all, on one line.
+    const failures = (err as { failures?: { proxy: string; error: unknown }[] }).failures
+    if (failures && failures.length > 1) {
+      (err as Error).message = failures.map(f => `${f.proxy}: ${(f.error as Error).message ?? String(f.error)}`).join('; ')
+    }
     throw err
   }
   if (opts.watch && opts.config) watcher = watchConfig(opts.config, reg, behaviors, log)
