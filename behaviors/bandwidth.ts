@@ -1,4 +1,4 @@
-import { defineBehavior, pacedStage, Type } from '../src/behavior.js'
+import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/behavior.js'
 
 /** At most this many ms' worth of bytes leave per tick, so output is smooth rather than bursty. */
 const TICK_MS = 10
@@ -15,7 +15,7 @@ export default defineBehavior({
     'sent at once, in order, then the FIN if one was held.',
   attributes: Type.Object({
     rate: Type.Integer({
-      minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0,
+      minimum: 0, maximum: MAX_COUNT, default: 0,
       description: 'KB/s (1 KB = 1000 bytes, so also bytes per ms); 0 holds all data until the fault is removed',
     }),
   }),

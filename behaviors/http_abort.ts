@@ -1,4 +1,4 @@
-import { checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
+import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
 
 export default defineBehavior({
   type: 'http_abort',
@@ -13,7 +13,7 @@ export default defineBehavior({
     match: httpMatch,
     phase: Type.Union([Type.Literal('before_response'), Type.Literal('after_head'), Type.Literal('after_bytes')],
       { default: 'before_response', description: 'where the response is cut' }),
-    bytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'body bytes passed before the cut, for after_bytes (bytes)' }),
+    bytes: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'body bytes passed before the cut, for after_bytes (bytes)' }),
     mode: Type.Union([Type.Literal('rst'), Type.Literal('fin')], { default: 'rst', description: 'rst: reset both sides; fin: close both sides' }),
   }),
   validate: a => checkMatch(a.match),

@@ -1,4 +1,4 @@
-import { checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
+import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
 
 export default defineBehavior({
   type: 'http_close',
@@ -12,8 +12,8 @@ export default defineBehavior({
   protocols: ['http'],
   attributes: Type.Object({
     match: httpMatch,
-    every: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'close after every N-th response on a link, unannounced; 0 = unset' }),
-    after_requests: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'close after the N-th request\'s response, with Connection: close; 0 = unset' }),
+    every: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'close after every N-th response on a link, unannounced; 0 = unset' }),
+    after_requests: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'close after the N-th request\'s response, with Connection: close; 0 = unset' }),
     mode: Type.Union([Type.Literal('fin'), Type.Literal('rst')], { default: 'fin', description: 'fin: close both sides; rst: reset them' }),
   }),
   validate: a => checkMatch(a.match),

@@ -1,7 +1,5 @@
-import { checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/behavior.js'
+import { MAX_TIMER_MS, checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/behavior.js'
 
-/** The longest timer Node holds (2^31 - 1 ms, the attributes' maximum): a longer one fires after 1 ms. */
-const MAX_DELAY_MS = 2 ** 31 - 1
 
 export default defineBehavior({
   type: 'http_delay',
@@ -27,7 +25,7 @@ export default defineBehavior({
       const spread = a.distribution === 'normal'
         ? Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
         : random() * 2 - 1
-      d = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(d + spread * a.jitter)))   // delay + jitter may pass it
+      d = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(d + spread * a.jitter)))   // delay + jitter may pass it
     }
     return { action: 'delay', phase: a.phase, ms: d }
   },

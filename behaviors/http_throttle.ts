@@ -1,4 +1,4 @@
-import { checkMatch, defineBehavior, httpMatch, Type, type HttpRequest } from '../src/behavior.js'
+import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type, type HttpRequest } from '../src/behavior.js'
 
 /** Keys kept per fault; the least recently seen goes first. */
 const MAX_KEYS = 10_000
@@ -28,8 +28,8 @@ export default defineBehavior({
   protocols: ['http'],
   attributes: Type.Object({
     match: httpMatch,
-    rate: Type.Number({ exclusiveMinimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 10, description: 'requests per second allowed per key' }),
-    burst: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'bucket size: requests allowed at once; 0 = rate (at least 1)' }),
+    rate: Type.Number({ exclusiveMinimum: 0, maximum: MAX_COUNT, default: 10, description: 'requests per second allowed per key' }),
+    burst: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'bucket size: requests allowed at once; 0 = rate (at least 1)' }),
     key: Type.String({
       pattern: '^(bucket|host_bucket|path|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+)$', default: 'bucket',
       description: 'what a limit applies to: `bucket` (first path segment), `host_bucket` (the Host\'s first label), `path`, or `header:NAME`',

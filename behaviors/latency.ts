@@ -1,4 +1,4 @@
-import { defineBehavior, ms, Type, type Random } from '../src/behavior.js'
+import { MAX_TIMER_MS, defineBehavior, ms, Type, type Random } from '../src/behavior.js'
 
 /** A standard normal draw (Box–Muller). */
 function gaussian(random: Random): number {
@@ -11,8 +11,6 @@ function pareto(random: Random): number {
   return ((1 - random()) ** (-1 / 3) - 1.5) / Math.sqrt(0.75)
 }
 
-/** The longest timer Node holds (2^31 - 1 ms, the attributes' maximum): a longer one fires after 1 ms. */
-const MAX_DELAY_MS = 2 ** 31 - 1
 
 const spread: Record<string, (r: Random) => number> = {
   uniform: r => r() * 2 - 1,
@@ -40,7 +38,7 @@ export default defineBehavior({
     let last = 0
     let timer: { cancel(): void } | undefined
     // latency + jitter, or a far tail of normal or pareto, may pass the longest timer: cap it there.
-    const delay = () => (jitter > 0 ? Math.min(MAX_DELAY_MS, Math.max(0, latency + draw(link.random) * jitter)) : latency)
+    const delay = () => (jitter > 0 ? Math.min(MAX_TIMER_MS, Math.max(0, latency + draw(link.random) * jitter)) : latency)
     const release = () => {
       timer = undefined
       const now = link.clock.now() + 0.5
@@ -50,7 +48,7 @@ export default defineBehavior({
         held -= chunk.length
         next.write(chunk)
       }
-      if (queue.length > 0) timer = link.clock.setTimeout(release, Math.min(MAX_DELAY_MS, queue[0]!.at - link.clock.now()))
+      if (queue.length > 0) timer = link.clock.setTimeout(release, Math.min(MAX_TIMER_MS, queue[0]!.at - link.clock.now()))
     }
     const push = (chunk: Buffer | null) => {
       const now = link.clock.now()
@@ -63,7 +61,7 @@ export default defineBehavior({
       queue.push({ at: last, chunk })
       if (chunk) held += chunk.length
       // (now + d) - now may be d plus a rounding error: past the longest timer at d = 2^31 - 1 ms.
-      timer ??= link.clock.setTimeout(release, Math.min(MAX_DELAY_MS, last - now))
+      timer ??= link.clock.setTimeout(release, Math.min(MAX_TIMER_MS, last - now))
     }
     return {
       get held() { return held },

@@ -1,4 +1,4 @@
-import { defineBehavior, Type } from '../src/behavior.js'
+import { MAX_COUNT, defineBehavior, Type } from '../src/behavior.js'
 
 export default defineBehavior({
   type: 'limit_data',
@@ -8,7 +8,7 @@ export default defineBehavior({
     'once written data is flushed). With bytes 0 the link closes on the first chunk, as in Toxiproxy. Removal lets ' +
     'the stream pass through unlimited.',
   attributes: Type.Object({
-    bytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'bytes forwarded on the stream before the link is closed' }),
+    bytes: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'bytes forwarded on the stream before the link is closed' }),
   }),
   stage({ bytes }, link, next) {
     let sent = 0

@@ -1,4 +1,4 @@
-import { defineBehavior, pacedStage, Type } from '../src/behavior.js'
+import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/behavior.js'
 
 export default defineBehavior({
   type: 'slicer',
@@ -9,9 +9,9 @@ export default defineBehavior({
     'Bytes are never lost or reordered and the FIN follows the last piece. On removal, what is held is sent at ' +
     'once, unsliced, then the FIN if one was held.',
   attributes: Type.Object({
-    average_size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 64, description: 'mean size of a piece, in bytes (0 counts as 1)' }),
+    average_size: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 64, description: 'mean size of a piece, in bytes (0 counts as 1)' }),
     size_variation: Type.Integer({
-      minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0,
+      minimum: 0, maximum: MAX_COUNT, default: 0,
       description: 'bytes: each piece is average_size ± up to this much (capped at average_size - 1)',
     }),
     delay: Type.Integer({

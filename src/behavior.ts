@@ -2,7 +2,8 @@
 // (TypeBox, the single source for validation, defaults, the config JSON Schema and the docs) and
 // either a stage factory (a fault on the data path) or a connect decision (a fault at accept time).
 import { Type, type TObject, type Static } from '@sinclair/typebox'
-import type { Clock, Timer } from './clock.js'
+import { MAX_TIMER_MS, type Clock, type Timer } from './clock.js'
+export { MAX_TIMER_MS }
 import type { Logger } from './log.js'
 import type { Random } from './random.js'
 
@@ -90,7 +91,13 @@ export function defineBehavior<S extends TObject>(b: Behavior<S>): Behavior {
 
 /** Milliseconds, a non-negative integer. */
 export const ms = (description: string, dflt = 0) =>
-  Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: dflt, description: `${description} (ms)` })
+  Type.Integer({ minimum: 0, maximum: MAX_TIMER_MS, default: dflt, description: `${description} (ms)` })
+
+/**
+ * The largest count, size or rate an attribute takes: above 2^53 - 1 a double no longer holds every
+ * integer (2^53 + 1 arrives as 2^53), and nothing coquin counts gets near it.
+ */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER
 
 /** A stage that forwards everything untouched: for faults whose effect is elsewhere. */
 export function passStage(next: Sink): Stage {

@@ -5,10 +5,13 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): Timer
 }
 
+/** The longest timer Node holds: a longer one fires after 1 ms (with a warning), so timers are capped here. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 export const realClock: Clock = {
   now: () => performance.now(),
   setTimeout(fn, ms) {
-    const handle = setTimeout(fn, Math.max(0, ms))
+    const handle = setTimeout(fn, Math.min(MAX_TIMER_MS, Math.max(0, ms)))
     return { cancel: () => clearTimeout(handle) }
   },
 }

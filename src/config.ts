@@ -190,7 +190,7 @@ function validator(behaviors: readonly Behavior[]): ValidateFunction {
   let v = validators.get(behaviors)
   if (!v) {
     // One ajv per behavior list: the schema's $id can be registered only once per instance.
-    const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, discriminator: true, verbose: true })
+    const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, strictNumbers: true, discriminator: true, verbose: true })
     v = ajv.compile(configSchema(behaviors))
     validators.set(behaviors, v)
   }

@@ -2,7 +2,7 @@
 // the CLI are checked here against each behavior's schema, with defaults filled in, then frozen.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Type, type TObject } from '@sinclair/typebox'
-import type { Behavior } from './behavior.js'
+import { MAX_COUNT, type Behavior } from './behavior.js'
 import type { Random } from './random.js'
 import { InvalidAttributesError, InvalidStreamError, InvalidToxicTypeError, InvalidRequestError } from './errors.js'
 
@@ -16,12 +16,7 @@ export interface FaultSpec {
   attributes?: Record<string, unknown>
 }
 
-/**
- * The largest count, size or rate an attribute takes: above 2^53 - 1 a double no longer holds every
- * integer (2^53 + 1 arrives as 2^53), and nothing coquin counts gets near it. Durations have their own,
- * smaller bound: `ms()` in behavior.ts caps them at 2^31 - 1 ms, the longest timer Node can hold.
- */
-export const MAX_COUNT = Number.MAX_SAFE_INTEGER
+export { MAX_COUNT }
 
 /** Attributes the core adds to every behavior: transient faults, Vaurien style. */
 const common = {
