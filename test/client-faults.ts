@@ -5,52 +5,11 @@
 import t, { type Test } from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
-import { readdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { connect, echoServer, hashUntilEnd, listen, registry, sendRandom, until, within } from './helpers/net.js'
-import { createMetrics } from '../src/metrics.js'
+import { baseline, harness } from './helpers/faults.js'
 import type { Link } from '../src/link.js'
-import type { Registry } from '../src/registry.js'
 import type { FaultSpec } from '../src/fault.js'
-
-/** A registry with its own metrics, one proxy `p` in front of 127.0.0.1:port, and readers for its counters. */
-async function harness(t: Test, port: number, toxics: FaultSpec[] = []) {
-  let reg: Registry | undefined
-  const metrics = createMetrics({ coquin: () => reg?.proxies.values() ?? [] })
-  reg = await registry(t, { observer: metrics.observer })
-  const proxy = await reg.create({ name: 'p', listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, toxics })
-  const by = async (name: string, label: string): Promise<Record<string, number>> => {
-    const m = (await metrics.register.getMetricsAsJSON()).find(x => x.name === name)
-    const out: Record<string, number> = {}
-    for (const v of m?.values ?? []) if (v.labels.proxy === 'p' && v.value > 0) out[String(v.labels[label])] = v.value
-    return out
-  }
-  return {
-    registry: reg, proxy,
-    /** `{ reason: links }` of coquin_links_closed_total. */
-    closedBy: () => by('coquin_links_closed_total', 'reason'),
-    opened: async () => (await by('coquin_links_opened_total', 'proxy')).p ?? 0,
-  }
-}
-
-/**
- * Descriptors, sockets and timers now (once the sockets of earlier tests have closed: call it before
- * any client connects); the returned check waits for them to fall back, then asserts.
- */
-async function baseline(t: Test) {
-  const snap = () => {
-    const r = process.getActiveResourcesInfo()
-    return { fds: readdirSync('/proc/self/fd').length, sockets: r.filter(x => x === 'TCPSocketWrap').length, timers: r.filter(x => x === 'Timeout').length }
-  }
-  await until(() => snap().sockets === 0, 2000).catch(() => {})
-  const base = snap()
-  const back = () => { const n = snap(); return n.fds <= base.fds && n.sockets <= base.sockets && n.timers <= base.timers }
-  return async () => {
-    await until(back, 5000, 'resources back to baseline').catch(() => {})
-    const n = snap()
-    t.ok(back(), `no leak: fds ${n.fds}/${base.fds}, sockets ${n.sockets}/${base.sockets}, timers ${n.timers}/${base.timers}`)
-  }
-}
 
 /** How a socket ended: `FIN` (a clean end), or the error's code (`ECONNRESET`: a reset). */
 function ending(s: net.Socket): Promise<string> {
@@ -80,7 +39,7 @@ const onlyLink = (proxy: { links: Set<Link> }): Link => {
 
 t.test('a client vanishing mid-write: the upstream gets a prefix of the bytes, in order, then a FIN', async t => {
   const sink = await sinkServer(t)
-  const { proxy, closedBy } = await harness(t, sink.server.port)
+  const { proxy, closedBy } = await harness(t, `127.0.0.1:${sink.server.port}`)
   const leaks = await baseline(t)
   const sent = randomBytes(64 << 20)
   const c = await connect(t, proxy.port)
@@ -109,7 +68,7 @@ t.test('a client vanishing mid-write: the upstream gets a prefix of the bytes, i
 
 t.test('a client sending RST: the upstream sees ECONNRESET, the link is counted as reset', async t => {
   const sink = await sinkServer(t)
-  const { proxy, closedBy } = await harness(t, sink.server.port)
+  const { proxy, closedBy } = await harness(t, `127.0.0.1:${sink.server.port}`)
   const leaks = await baseline(t)
   for (let i = 0; i < 3; i++) {
     const c = await connect(t, proxy.port)
@@ -140,7 +99,7 @@ t.test('a client that half-closes and keeps reading gets the upstream\'s whole l
       s.on('data', (c: Buffer) => { request += c.length })
       s.on('end', () => { responded = sendRandom(s, RESPONSE) })
     })
-    const { proxy, closedBy } = await harness(t, up.port, toxics)
+    const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`, { toxics })
     const leaks = await baseline(t)
     const c = await connect(t, proxy.port, { allowHalfOpen: true })
     const end = ending(c)
@@ -159,7 +118,7 @@ t.test('a client that half-closes and keeps reading gets the upstream\'s whole l
 
 t.test('a client that connects, sends nothing and leaves: the link ends, the upstream sees it go', async t => {
   const echo = await echoServer(t)
-  const { proxy, closedBy } = await harness(t, echo.port)
+  const { proxy, closedBy } = await harness(t, `127.0.0.1:${echo.port}`)
   const leaks = await baseline(t)
   for (const leave of ['end', 'destroy', 'resetAndDestroy'] as const) {
     const c = await connect(t, proxy.port)
@@ -177,7 +136,7 @@ t.test('a client that connects, sends nothing and leaves: the link ends, the ups
 
 t.test('a client that leaves while its link hangs (hang_connect): the link ends at once', async t => {
   const echo = await echoServer(t)
-  const { proxy, closedBy } = await harness(t, echo.port, [{ type: 'hang_connect' }])
+  const { proxy, closedBy } = await harness(t, `127.0.0.1:${echo.port}`, { toxics: [{ type: 'hang_connect' }] })
   const leaks = await baseline(t)
   for (const leave of ['end', 'destroy', 'resetAndDestroy'] as const) {
     const c = await connect(t, proxy.port)
@@ -199,7 +158,7 @@ t.test('a client that leaves during a slow_open delay: the link ends at once and
   const echo = await echoServer(t)
   let accepted = 0
   echo.on('connection', () => { accepted++ })
-  const { proxy, closedBy } = await harness(t, echo.port, [{ type: 'slow_open', attributes: { delay: DELAY } }])
+  const { proxy, closedBy } = await harness(t, `127.0.0.1:${echo.port}`, { toxics: [{ type: 'slow_open', attributes: { delay: DELAY } }] })
   const leaks = await baseline(t)
   const c = await connect(t, proxy.port)
   c.on('error', () => {})
@@ -219,7 +178,7 @@ t.test('a client that leaves during a slow_open delay: the link ends at once and
 t.test('500 clients connecting and leaving at once (half FIN, half RST): every link ends, counted, nothing leaks', async t => {
   const N = 500
   const echo = await echoServer(t)
-  const { proxy, closedBy, opened } = await harness(t, echo.port)
+  const { proxy, closedBy, opened } = await harness(t, `127.0.0.1:${echo.port}`)
   const leaks = await baseline(t)
   await within(Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>(resolve => {
     const c = net.connect({ port: proxy.port, host: '127.0.0.1' })

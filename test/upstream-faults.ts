@@ -6,51 +6,9 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import dns from 'node:dns'
 import { once } from 'node:events'
-import { readdirSync } from 'node:fs'
 import { assertEchoExact, connect, listen, readBytes, registry, until, within } from './helpers/net.js'
-import { createMetrics } from '../src/metrics.js'
+import { baseline, harness } from './helpers/faults.js'
 import { HIGH_WATER, type Link } from '../src/link.js'
-import type { Registry } from '../src/registry.js'
-
-/** A registry with its own metrics, one proxy `p` in front of `upstream`, and readers for its counters. */
-async function harness(t: Test, upstream: string, listen = '127.0.0.1:0') {
-  let reg: Registry | undefined
-  const metrics = createMetrics({ coquin: () => reg?.proxies.values() ?? [] })
-  reg = await registry(t, { observer: metrics.observer })
-  const proxy = await reg.create({ name: 'p', listen, upstream })
-  /** `{ label value: count }` of one counter, by one label, for this proxy. */
-  const by = async (name: string, label: string): Promise<Record<string, number>> => {
-    const m = (await metrics.register.getMetricsAsJSON()).find(x => x.name === name)
-    const out: Record<string, number> = {}
-    for (const v of m?.values ?? []) if (v.labels.proxy === 'p' && v.value > 0) out[String(v.labels[label])] = v.value
-    return out
-  }
-  return {
-    registry: reg, proxy,
-    closedBy: () => by('coquin_links_closed_total', 'reason'),
-    connectErrors: () => by('coquin_upstream_connect_errors_total', 'code'),
-    opened: async () => (await by('coquin_links_opened_total', 'proxy')).p ?? 0,
-  }
-}
-
-/**
- * Descriptors, sockets and timers now (once the sockets of earlier tests have closed: call it before
- * any client connects); the returned check waits for them to fall back, then asserts.
- */
-async function baseline(t: Test) {
-  const snap = () => {
-    const r = process.getActiveResourcesInfo()
-    return { fds: readdirSync('/proc/self/fd').length, sockets: r.filter(x => x === 'TCPSocketWrap').length, timers: r.filter(x => x === 'Timeout').length }
-  }
-  await until(() => snap().sockets === 0, 2000).catch(() => {})
-  const base = snap()
-  const back = () => { const n = snap(); return n.fds <= base.fds && n.sockets <= base.sockets && n.timers <= base.timers }
-  return async () => {
-    await until(back, 5000, 'resources back to baseline').catch(() => {})
-    const n = snap()
-    t.ok(back(), `no leak: fds ${n.fds}/${base.fds}, sockets ${n.sockets}/${base.sockets}, timers ${n.timers}/${base.timers}`)
-  }
-}
 
 interface Ending { data: Buffer; how: string }
 /** Everything a socket receives, and how it ended: `FIN` (a clean end), or the error's code (`ECONNRESET`: a reset). */
@@ -253,7 +211,7 @@ t.test('upstream on IPv6 [::1]: 8 MiB echoed byte-exact, from an IPv4 and from a
   t.teardown(() => echo.close())
   const port = (echo.address() as net.AddressInfo).port
   for (const [listen, host] of [['127.0.0.1:0', '127.0.0.1'], ['[::1]:0', '::1']] as const) {
-    const { proxy, closedBy } = await harness(t, `[::1]:${port}`, listen)
+    const { proxy, closedBy } = await harness(t, `[::1]:${port}`, { listen })
     const leaks = await baseline(t)
     const c = await connect(t, proxy.port, { host })
     t.equal(onlyLink(proxy).client.remoteAddress, host, `the client came in over ${host}`)
