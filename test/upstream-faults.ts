@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import dns from 'node:dns'
 import { once } from 'node:events'
-import { assertEchoExact, connect, listen, readBytes, registry, until, within } from './helpers/net.js'
+import { assertEchoExact, connect, listen, readBytes, until, within } from './helpers/net.js'
 import { baseline, harness } from './helpers/faults.js'
 import { HIGH_WATER, type Link } from '../src/link.js'
 
