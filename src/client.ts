@@ -199,8 +199,20 @@ export interface ProxySpec {
   enabled?: boolean
   /** coquin's own: `http` adds HTTP framing, for HTTP faults. */
   protocol?: 'tcp' | 'http'
+  /** coquin's own, HTTP mode: honour `x-coquin-fault-*` request headers. */
+  header_faults?: boolean
+  /** coquin's own: terminate TLS from clients and/or originate it to the upstream (README → TLS). */
+  tls?: TlsOptions
   /** Faults to add when missing (matched by name, after defaults); existing ones are left as they are. */
   toxics?: FaultSpec[]
+}
+
+/** `tls` on a proxy. Files are paths on coquin's machine, or PEM text inline; `{}` takes the defaults. */
+export interface TlsOptions {
+  /** Terminate TLS from clients: this certificate and key, or (neither) a throwaway self-signed one. */
+  listen?: { cert?: string; key?: string; handshake_timeout?: number }
+  /** Originate TLS to the upstream: SNI / name checked, CAs to trust, or no verification. */
+  upstream?: { servername?: string; ca?: string; insecure?: boolean }
 }
 
 /** A proxy as the server reports it. `listen` is the bound address. */
@@ -210,6 +222,9 @@ export interface ProxyInfo {
   upstream: string
   enabled: boolean
   protocol?: 'tcp' | 'http'
+  header_faults?: boolean
+  /** As given (an inline key shows as `(inline)`). */
+  tls?: TlsOptions
   toxics: Fault[]
 }
 
@@ -522,6 +537,7 @@ export class ProxyHandle {
   upstream!: string
   enabled!: boolean
   protocol: 'tcp' | 'http' | undefined
+  tls: TlsOptions | undefined
   /** Faults as of the last answer from the server; faults() asks again. */
   toxics!: Fault[]
   readonly #client: Coquin
@@ -537,7 +553,13 @@ export class ProxyHandle {
     this.upstream = info.upstream
     this.enabled = info.enabled
     this.protocol = info.protocol
+    this.tls = info.tls
     this.toxics = info.toxics ?? []
+  }
+
+  /** The PEM certificate this proxy shows its TLS clients (tls.listen), for them to trust. */
+  async certificate(): Promise<string> {
+    return this.#client.request<string>('GET', `${this.#path}/certificate`)
   }
 
   get #path(): string { return `/proxies/${enc(this.name)}` }
@@ -648,7 +670,7 @@ export class ProxyHandle {
   toJSON(): ProxyInfo {
     return {
       name: this.name, listen: this.listen, upstream: this.upstream, enabled: this.enabled,
-      ...(this.protocol ? { protocol: this.protocol } : {}), toxics: this.toxics,
+      ...(this.protocol ? { protocol: this.protocol } : {}), ...(this.tls ? { tls: this.tls } : {}), toxics: this.toxics,
     }
   }
 }

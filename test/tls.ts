@@ -343,6 +343,19 @@ t.test('control API: a proxy with tls is created by POST /proxies, and GET /prox
   t.match(bad.json, { error: /tls\.listen\.cert: cannot read missing\.pem: ENOENT/ })
 })
 
+t.test('typed client: create a TLS proxy and fetch the certificate to trust', async t => {
+  const echo = await echoServer(t)
+  const api = await withApi(t)
+  const { Coquin } = await import('../src/client.js')
+  const coquin = new Coquin(api.url)
+  const p = await coquin.create({ name: 'typed', upstream: `127.0.0.1:${echo.port}`, tls: { listen: {} } })
+  t.same(p.tls, { listen: {} })
+  const pem = await p.certificate()
+  const c = await tlsConnect(t, p.port, { ca: pem })
+  c.end('typed')
+  t.equal((await within(collect(c), 5000, 'echo')).data.toString(), 'typed')
+})
+
 t.test('curl: HTTPS through coquin terminating TLS with a `coquin cert` certificate', { skip: !hasCurl && 'curl not installed' }, async t => {
   const dir = mkdtempSync(path.join(tmpdir(), 'coquin-cert-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
