@@ -194,9 +194,12 @@ export interface Pace {
 
 /**
  * A stage that releases what it holds in pieces on a meter — the shape of `bandwidth` and `slicer`.
- * Order is kept, the FIN follows the last held byte, an idle stream saves up no credit, and removal
+ * Order is kept, the FIN follows the last held byte, an idle stream saves up at most 10 ms of credit, and removal
  * hands everything on at once.
  */
+/** Credit a paced stage keeps across a moment with nothing to send, in ms (see write()). */
+const IDLE_CREDIT_MS = 10
+
 export function pacedStage(link: LinkView, next: Sink, pace: Pace): Stage {
   const queue: Buffer[] = []
   let held = 0
@@ -234,7 +237,9 @@ export function pacedStage(link: LinkView, next: Sink, pace: Pace): Stage {
     get held() { return held },
     write(chunk) {
       if (chunk.length === 0) return
-      if (held === 0) free = Math.max(free, link.clock.now())   // idle: no credit saved up
+      // Idle: at most IDLE_CREDIT_MS of credit is kept. Keeping none lost rate whenever the source paused
+      // for backpressure and the stage briefly ran dry (-3% at 100 MB/s, measured with bench/).
+      if (held === 0) free = Math.max(free, link.clock.now() - Math.min(pace.catchUpMs, IDLE_CREDIT_MS))
       queue.push(chunk)
       held += chunk.length
       if (!pace.stalled && timer === undefined) pump()
