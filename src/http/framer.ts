@@ -293,61 +293,80 @@ function nameIs(raw: Buffer, from: number, name: string): boolean {
 const FIELD_OF_LENGTH: (string | undefined)[] = []
 for (const n of ['content-length', 'transfer-encoding', 'connection', 'upgrade', 'expect']) FIELD_OF_LENGTH[n.length] = n
 
-abstract class ParsedHead {
-  #fields: readonly HeaderField[] | undefined
-  readonly #close: boolean
-  readonly #keepAlive: boolean
-  readonly #upgrade: boolean
-  constructor(
-    readonly raw: Buffer, readonly startEnd: number, readonly fieldsEnd: number, fields: readonly HeaderField[] | undefined,
-    readonly version: string, readonly chunked: boolean, readonly otherCoding: boolean, readonly contentLength: number, f: Framing,
-  ) {
-    this.#fields = fields
-    this.#close = f.close
-    this.#keepAlive = f.keepAlive
-    this.#upgrade = f.upgradeToken
-  }
-  /** Built on first use: framing reads only the fields it needs. */
-  get fields(): readonly HeaderField[] { return this.#fields ??= parseFields(this.raw, this.startEnd) }
-  get connection(): { readonly close: boolean; readonly keepAlive: boolean; readonly upgrade: boolean } {
-    return { close: this.#close, keepAlive: this.#keepAlive, upgrade: this.#upgrade }
-  }
-}
+/** How a Framing's connection tokens are kept on a head: three bits. */
+const CLOSE = 1
+const KEEP_ALIVE = 2
+const UPGRADE = 4
+const connectionBits = (f: Framing): number => (f.close ? CLOSE : 0) | (f.keepAlive ? KEEP_ALIVE : 0) | (f.upgradeToken ? UPGRADE : 0)
+const connectionOf = (bits: number) => ({ close: (bits & CLOSE) !== 0, keepAlive: (bits & KEEP_ALIVE) !== 0, upgrade: (bits & UPGRADE) !== 0 })
 
-class ParsedRequest extends ParsedHead implements RequestHead {
+/** buf[from, end), without a new view when that is all of buf. */
+const slice = (buf: Buffer, from: number, end: number): Buffer => from === 0 && end === buf.length ? buf : buf.subarray(from, end)
+
+// The two head classes share no base class: a derived constructor costs a generic construct call per head.
+// Their head is buf[from, end): `raw` is sliced on first use, strings are read from the bytes when asked.
+
+class ParsedRequest implements RequestHead {
   readonly kind = 'request' as const
-  #target: string | undefined
-  readonly #targetStart: number
-  readonly #targetEnd: number
+  #buf: Buffer
+  #from: number
+  #end: number
+  #raw: Buffer | undefined = undefined
+  #fields: readonly HeaderField[] | undefined
+  #connection: number
+  #target: string | undefined = undefined
+  #targetStart: number
+  #targetEnd: number
   constructor(
-    raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
-    chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
+    buf: Buffer, from: number, end: number, readonly startEnd: number, readonly fieldsEnd: number, fields: readonly HeaderField[] | undefined,
+    readonly version: string, readonly chunked: boolean, readonly otherCoding: boolean, readonly contentLength: number, f: Framing,
     readonly method: string, targetStart: number, targetEnd: number, readonly upgrade: boolean, readonly expectContinue: boolean,
     readonly keepAlive: boolean,
   ) {
-    super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f)
+    this.#buf = buf
+    this.#from = from
+    this.#end = end
+    this.#fields = fields
+    this.#connection = connectionBits(f)
     this.#targetStart = targetStart
     this.#targetEnd = targetEnd
   }
+  get raw(): Buffer { return this.#raw ??= slice(this.#buf, this.#from, this.#end) }
+  /** Built on first use: framing reads only the fields it needs. */
+  get fields(): readonly HeaderField[] { return this.#fields ??= parseFields(this.raw, this.startEnd) }
+  get connection(): { readonly close: boolean; readonly keepAlive: boolean; readonly upgrade: boolean } { return connectionOf(this.#connection) }
   /** Read from the bytes on first use: with no HTTP fault, nothing looks at it. */
-  get target(): string { return this.#target ??= this.raw.toString('latin1', this.#targetStart, this.#targetEnd) }
+  get target(): string { return this.#target ??= this.#buf.toString('latin1', this.#from + this.#targetStart, this.#from + this.#targetEnd) }
 }
 
-class ParsedResponse extends ParsedHead implements ResponseHead {
+class ParsedResponse implements ResponseHead {
   readonly kind = 'response' as const
-  #reason: string | undefined
-  readonly #reasonStart: number
-  readonly #reasonEnd: number
+  #buf: Buffer
+  #from: number
+  #end: number
+  #raw: Buffer | undefined = undefined
+  #fields: readonly HeaderField[] | undefined
+  #connection: number
+  #reason: string | undefined = undefined
+  #reasonStart: number
+  #reasonEnd: number
   constructor(
-    raw: Buffer, startEnd: number, fieldsEnd: number, fields: readonly HeaderField[] | undefined, version: string,
-    chunked: boolean, otherCoding: boolean, contentLength: number, f: Framing,
+    buf: Buffer, from: number, end: number, readonly startEnd: number, readonly fieldsEnd: number, fields: readonly HeaderField[] | undefined,
+    readonly version: string, readonly chunked: boolean, readonly otherCoding: boolean, readonly contentLength: number, f: Framing,
     readonly status: number, reasonStart: number, reasonEnd: number,
   ) {
-    super(raw, startEnd, fieldsEnd, fields, version, chunked, otherCoding, contentLength, f)
+    this.#buf = buf
+    this.#from = from
+    this.#end = end
+    this.#fields = fields
+    this.#connection = connectionBits(f)
     this.#reasonStart = reasonStart
     this.#reasonEnd = reasonEnd
   }
-  get reason(): string { return this.#reason ??= this.raw.toString('latin1', this.#reasonStart, this.#reasonEnd) }
+  get raw(): Buffer { return this.#raw ??= slice(this.#buf, this.#from, this.#end) }
+  get fields(): readonly HeaderField[] { return this.#fields ??= parseFields(this.raw, this.startEnd) }
+  get connection(): { readonly close: boolean; readonly keepAlive: boolean; readonly upgrade: boolean } { return connectionOf(this.#connection) }
+  get reason(): string { return this.#reason ??= this.#buf.toString('latin1', this.#from + this.#reasonStart, this.#from + this.#reasonEnd) }
 }
 
 /** The Framing of scanHead, reset for each head (parsing is synchronous, never re-entered). */
@@ -425,7 +444,7 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
     otherCoding = codings.trim() !== '' && !chunked
   }
   const lineEnd = startLineEnd(buf, from, startEnd)
-  const raw = whole || (from === 0 && end === buf.length) ? buf : buf.subarray(from, end)
+  if (whole) end = buf.length
 
   if (kind === 'request') {
     if (!requestLine(buf, from, lineEnd)) return whole ? 'bad request line' : null
@@ -434,7 +453,7 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
     const method = methodOf(buf, from, line.a)
     const version = VERSIONS[line.minor]!
     return new ParsedRequest(
-      raw, startEnd - from, fieldsEnd - from, fields, version, chunked, otherCoding, chunked ? -1 : f.contentLength, f,
+      buf, from, end, startEnd - from, fieldsEnd - from, fields, version, chunked, otherCoding, chunked ? -1 : f.contentLength, f,
       method, line.b - from, line.c - from, method === 'CONNECT' || (f.hasUpgrade && f.upgradeToken), f.expectContinue,
       version === '1.0' ? f.keepAlive && !f.close : !f.close,
     )
@@ -442,7 +461,7 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
   if (!statusLine(buf, from, lineEnd)) return whole ? 'bad status line' : null
   if (line.major !== 1) return whole ? `unsupported version HTTP/${line.major}.${line.minor}` : null
   return new ParsedResponse(
-    raw, startEnd - from, fieldsEnd - from, fields, VERSIONS[line.minor]!, chunked, otherCoding,
+    buf, from, end, startEnd - from, fieldsEnd - from, fields, VERSIONS[line.minor]!, chunked, otherCoding,
     chunked ? -1 : f.contentLength, f, line.status, line.a - from, line.b - from,
   )
 }
@@ -522,7 +541,7 @@ export class Framer {
         case St.Start: {
           let j = i
           while (j < n && (chunk[j] === CR || chunk[j] === LF)) j++
-          if (j > i) this.handler.raw(chunk.subarray(i, j))
+          this.#raw(chunk, i, j)
           i = j
           if (i < n) this.#startHead()
           break
@@ -531,19 +550,19 @@ export class Framer {
         case St.Fixed: {
           const k = Math.min(this.#remaining, n - i)
           this.#remaining -= k
-          this.handler.body(k === n ? chunk : chunk.subarray(i, i + k))
+          this.#body(chunk, i, i + k)
           i += k
           if (this.#remaining === 0) this.#messageEnd()
           break
         }
-        case St.UntilClose: this.handler.body(i === 0 ? chunk : chunk.subarray(i)); i = n; break
+        case St.UntilClose: this.#body(chunk, i, n); i = n; break
         case St.Wait: {
           const rest = i === 0 ? chunk : chunk.subarray(i)
           this.#wait.push(rest); this.#waitLen += rest.length; i = n
           if (this.#waitLen > MAX_HEAD_BYTES) { this.#fail('too much data after an upgrade request'); this.#flushWait() }
           break
         }
-        case St.Raw: this.handler.raw(i === 0 ? chunk : chunk.subarray(i)); i = n; break
+        case St.Raw: this.#raw(chunk, i, n); i = n; break
         case St.Done: i = n; break
         default: i = this.#chunked(chunk, i)
       }
@@ -589,14 +608,14 @@ export class Framer {
     const parts = this.#parts
     this.#parts = []
     this.#partsLen = 0
-    for (const p of parts) this.handler.raw(p)
+    for (const p of parts) this.#raw(p, 0, p.length)
   }
 
   #flushWait(): void {
     const held = this.#wait
     this.#wait = []
     this.#waitLen = 0
-    for (const c of held) if (!this.#stopped) this.handler.raw(c)
+    for (const c of held) if (!this.#stopped) this.#raw(c, 0, c.length)
   }
 
   #startHead(): void {
@@ -618,7 +637,7 @@ export class Framer {
     this.#st = St.Raw
     this.#inMessage = false
     this.#flushParts()
-    if (chunk && from < chunk.length && !this.#stopped) this.handler.raw(chunk.subarray(from))
+    if (chunk && !this.#stopped) this.#raw(chunk, from, chunk.length)
     return chunk ? chunk.length : 0
   }
 
@@ -627,7 +646,11 @@ export class Framer {
       // The head starts in this chunk: read it in one pass if it is all here and frames (the usual
       // case); else the byte-at-a-time path below decides, and gives the same result.
       const head = scanHead(chunk, i, this.kind, false)
-      if (head !== null && typeof head !== 'string') return this.#deliver(head, i + head.raw.length)
+      if (head !== null && typeof head !== 'string') {
+        const end = i + head.fieldsEnd + (chunk[i + head.fieldsEnd] === CR ? 2 : 1)    // past the empty line
+        this.#deliver(head, chunk, i, end)
+        return end
+      }
     }
     const start = i
     const n = chunk.length
@@ -703,18 +726,30 @@ export class Framer {
       this.#parts.pop()
       return this.#fail(head, chunk, start)
     }
-    return this.#deliver(head, end)
+    this.#deliver(head, raw, 0, raw.length)
+    return end
   }
 
-  /** A head was read; `end`: where it ends in the chunk. */
-  #deliver(head: Head, end: number): number {
+  /** A head was read: it is bytes[from, to). */
+  #deliver(head: Head, bytes: Buffer, from: number, to: number): void {
     if (this.#parts.length > 0) this.#parts = []
     this.#partsLen = 0
     this.#inMessage = true
     this.handler.head(head, head.raw)
-    if (this.#stopped) return end
+    if (this.#stopped) return
     this.#frameBody(head)
-    return end
+  }
+
+  /** Body bytes bytes[from, to), if any. */
+  #body(bytes: Buffer, from: number, to: number): void {
+    if (to <= from) return
+    this.handler.body(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
+  }
+
+  /** Bytes outside messages bytes[from, to), if any. */
+  #raw(bytes: Buffer, from: number, to: number): void {
+    if (to <= from) return
+    this.handler.raw(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
   }
 
   #frameBody(head: Head): void {
@@ -761,36 +796,35 @@ export class Framer {
   #chunked(chunk: Buffer, i: number): number {
     const n = chunk.length
     const from = i
-    const body = (to: number) => { if (to > from) this.handler.body(chunk.subarray(from, to)) }
     while (i < n) {
       switch (this.#st) {
         case St.ChunkSize: {
           const c = chunk[i]!
           const h = HEX[c]!
           if (h >= 0) {
-            if (++this.#digits > 15) { body(i); return this.#fail('chunk size too large', chunk, i) }
+            if (++this.#digits > 15) { this.#body(chunk, from, i); return this.#fail('chunk size too large', chunk, i) }
             this.#size = this.#size * 16 + h
             i++
           } else if (this.#digits === 0) {
-            body(i); return this.#fail('bad chunk size', chunk, i)
+            this.#body(chunk, from, i); return this.#fail('bad chunk size', chunk, i)
           } else if (c === CR) { this.#st = St.ChunkSizeLF; i++ }
           else if (c === LF) { i++; this.#sizeLineDone() }
           else if (c === 0x3b /* ; */ || c === SP || c === HT) { this.#st = St.ChunkExt; this.#ext = 0 }
-          else { body(i); return this.#fail('bad chunk size', chunk, i) }
+          else { this.#body(chunk, from, i); return this.#fail('bad chunk size', chunk, i) }
           break
         }
         case St.ChunkExt: {
           const lf = chunk.indexOf(LF, i)
           const stop = lf < 0 ? n : lf
           this.#ext += stop - i
-          if (this.#ext > MAX_HEAD_BYTES) { body(stop); return this.#fail('chunk extension too large', chunk, stop) }
+          if (this.#ext > MAX_HEAD_BYTES) { this.#body(chunk, from, stop); return this.#fail('chunk extension too large', chunk, stop) }
           if (lf < 0) { i = n; break }
           i = lf + 1
           this.#sizeLineDone()
           break
         }
         case St.ChunkSizeLF:
-          if (chunk[i] !== LF) { body(i); return this.#fail('bad chunk size line', chunk, i) }
+          if (chunk[i] !== LF) { this.#body(chunk, from, i); return this.#fail('bad chunk size line', chunk, i) }
           i++
           this.#sizeLineDone()
           break
@@ -805,11 +839,11 @@ export class Framer {
           const c = chunk[i]
           if (c === CR) { this.#st = St.ChunkDataLF; i++ }
           else if (c === LF) { this.#startChunked(); i++ }
-          else { body(i); return this.#fail('missing line end after chunk data', chunk, i) }
+          else { this.#body(chunk, from, i); return this.#fail('missing line end after chunk data', chunk, i) }
           break
         }
         case St.ChunkDataLF:
-          if (chunk[i] !== LF) { body(i); return this.#fail('missing line end after chunk data', chunk, i) }
+          if (chunk[i] !== LF) { this.#body(chunk, from, i); return this.#fail('missing line end after chunk data', chunk, i) }
           this.#startChunked()
           i++
           break
@@ -819,7 +853,7 @@ export class Framer {
             this.#lineLen += n - i
             this.#trailer += n - i
             if (n > i) this.#prev = chunk[n - 1]!
-            if (this.#trailer > MAX_HEAD_BYTES) { body(n); return this.#fail('trailers too large', chunk, n) }
+            if (this.#trailer > MAX_HEAD_BYTES) { this.#body(chunk, from, n); return this.#fail('trailers too large', chunk, n) }
             i = n
             break
           }
@@ -830,19 +864,19 @@ export class Framer {
           this.#prev = LF
           i = lf + 1
           if (len === 0 || (len === 1 && cr)) {
-            body(i)
+            this.#body(chunk, from, i)
             this.#messageEnd()
             return i
           }
-          if (this.#trailer > MAX_HEAD_BYTES) { body(i); return this.#fail('trailers too large', chunk, i) }
+          if (this.#trailer > MAX_HEAD_BYTES) { this.#body(chunk, from, i); return this.#fail('trailers too large', chunk, i) }
           break
         }
         default:
-          body(i)
+          this.#body(chunk, from, i)
           return i
       }
     }
-    body(n)
+    this.#body(chunk, from, n)
     return n
   }
 
