@@ -490,6 +490,14 @@ export interface FrameHandler {
   error(reason: string): void
   /** Responses only: the method of the request this response answers (HEAD and CONNECT change framing). */
   requestMethod?(): string | undefined
+  /**
+   * Optional, for a user that hands bytes on as they came: when given, these are called instead of
+   * head, body and raw, with where the bytes lie (`bytes[from, to)`, a chunk it was given or a copy)
+   * rather than a slice of them; a head's `raw` is then sliced only if read.
+   */
+  headAt?(head: Head, bytes: Buffer, from: number, to: number): void
+  bodyAt?(bytes: Buffer, from: number, to: number): void
+  rawAt?(bytes: Buffer, from: number, to: number): void
 }
 
 const enum St {
@@ -735,7 +743,9 @@ export class Framer {
     if (this.#parts.length > 0) this.#parts = []
     this.#partsLen = 0
     this.#inMessage = true
-    this.handler.head(head, head.raw)
+    const h = this.handler
+    if (h.headAt) h.headAt(head, bytes, from, to)
+    else h.head(head, head.raw)
     if (this.#stopped) return
     this.#frameBody(head)
   }
@@ -743,13 +753,17 @@ export class Framer {
   /** Body bytes bytes[from, to), if any. */
   #body(bytes: Buffer, from: number, to: number): void {
     if (to <= from) return
-    this.handler.body(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
+    const h = this.handler
+    if (h.bodyAt) h.bodyAt(bytes, from, to)
+    else h.body(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
   }
 
   /** Bytes outside messages bytes[from, to), if any. */
   #raw(bytes: Buffer, from: number, to: number): void {
     if (to <= from) return
-    this.handler.raw(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
+    const h = this.handler
+    if (h.rawAt) h.rawAt(bytes, from, to)
+    else h.raw(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to))
   }
 
   #frameBody(head: Head): void {

@@ -1,7 +1,8 @@
 // The output side of an HTTP stage: bytes in order, with gates (a delay, a response whose turn has come
 // but whose bytes are not ready) and actions (close or reset the link at an exact point of the stream).
-// With nothing queued, writes go straight through; adjacent slices of one chunk are merged, so a chunk
-// that passes untouched is written once, as on the TCP fast path.
+// With nothing queued, writes go straight through; adjacent ranges of one chunk are merged (no slice is
+// made until they are handed on), so a chunk that passes untouched is written once, itself, as on the
+// TCP fast path.
 import type { Sink } from '../behavior.js'
 import type { Clock, Timer } from '../clock.js'
 
@@ -21,17 +22,14 @@ type Item = Buffer | Gate | (() => void) | typeof FIN
 export class Out implements Emit {
   #q: Item[] = []
   #pending: Buffer | null = null
+  /** Or a range of a chunk not yet handed on (never both). */
+  #span: Buffer | null = null
+  #spanFrom = 0
+  #spanTo = 0
   #held = 0
   #dead = false
   #ended = false
   readonly #timers = new Set<Timer>()
-
-  /**
-   * The chunk whose slices are being written: when merged slices cover it, it is handed on itself
-   * rather than a new view of the same bytes. (A stale one is harmless: it only ever stands for the
-   * very bytes it views.)
-   */
-  source: Buffer | null = null
 
   constructor(readonly sink: Sink, readonly clock: Clock) {}
 
@@ -39,16 +37,25 @@ export class Out implements Emit {
   get held(): number { return this.#held }
   get dead(): boolean { return this.#dead }
 
+  /** Writes bytes[from, to): a range that continues the one before it in the same chunk extends it. */
+  writeAt(bytes: Buffer, from: number, to: number): void {
+    if (this.#dead || this.#ended || to <= from) return
+    if (this.#q.length > 0) { this.#q.push(bytes.subarray(from, to)); this.#held += to - from; return }
+    if (this.#span === bytes && this.#spanTo === from) { this.#spanTo = to; return }
+    this.flush()
+    this.#span = bytes
+    this.#spanFrom = from
+    this.#spanTo = to
+  }
+
   write(b: Buffer): void {
     if (this.#dead || this.#ended || b.length === 0) return
     if (this.#q.length > 0) { this.#q.push(b); this.#held += b.length; return }
+    if (this.#span !== null) this.flush()
     const p = this.#pending
     if (p === null) { this.#pending = b; return }
     if (p.buffer === b.buffer && p.byteOffset + p.length === b.byteOffset) {
-      const s = this.source
-      const length = p.length + b.length
-      this.#pending = s !== null && s.byteOffset === p.byteOffset && s.length === length && s.buffer === p.buffer
-        ? s : Buffer.from(p.buffer, p.byteOffset, length)
+      this.#pending = Buffer.from(p.buffer, p.byteOffset, p.length + b.length)
       return
     }
     this.#pending = b
@@ -57,9 +64,14 @@ export class Out implements Emit {
 
   /** Hand on what was merged: called when the stage returns. */
   flush(): void {
-    const p = this.#pending
-    if (p === null) return
-    this.#pending = null
+    let p = this.#pending
+    if (p !== null) this.#pending = null
+    else {
+      const s = this.#span
+      if (s === null) return
+      this.#span = null
+      p = this.#spanFrom === 0 && this.#spanTo === s.length ? s : s.subarray(this.#spanFrom, this.#spanTo)
+    }
     if (!this.#dead) this.sink.write(p)
   }
 
@@ -141,6 +153,7 @@ export class Out implements Emit {
     this.#timers.clear()
     this.#q = []
     this.#pending = null
+    this.#span = null
     this.#held = 0
   }
 }

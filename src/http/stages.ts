@@ -149,7 +149,6 @@ export function splitTarget(method: string, target: string): { path: string; que
  */
 class LazyRequest implements HttpRequest {
   readonly method: string
-  readonly target: string
   readonly version: string
   #head: RequestHead
   #path: string | undefined
@@ -159,10 +158,10 @@ class LazyRequest implements HttpRequest {
   constructor(head: RequestHead, readonly client: HttpLinkView['client'], readonly link: number, readonly index: number) {
     this.#head = head
     this.method = head.method
-    this.target = head.target
     this.version = head.version
   }
 
+  get target(): string { return this.#head.target }
   get path(): string { return this.#path ??= pathOf(this.method, this.target) }
   get query(): Record<string, string> {
     if (this.#query === undefined) {
@@ -244,8 +243,8 @@ class HttpLayer {
   #budget = -1
 
   /** Entry points for run(), made once (no closure per chunk). */
-  readonly upWrite = (chunk: Buffer): void => { this.upOut.source = chunk; this.up.write(chunk) }
-  readonly downWrite = (chunk: Buffer): void => { this.downOut.source = chunk; this.down.write(chunk) }
+  readonly upWrite = (chunk: Buffer): void => this.up.write(chunk)
+  readonly downWrite = (chunk: Buffer): void => this.down.write(chunk)
   readonly onUpEnd = (): void => this.upEnd()
   readonly onDownEnd = (): void => this.downEnd()
 
@@ -278,33 +277,13 @@ class HttpLayer {
 
   // Requests (client → server) ----------------------------------------------------------------
 
+  // Bytes come as ranges of the chunks they came in (headAt, bodyAt, rawAt): what passes untouched is
+  // merged by the Out and handed on without a slice made per message.
   readonly #requests: FrameHandler = {
-    head: (h, raw) => {
-      const req = h as RequestHead
-      const index = this.#count++
-      const plan = this.#decide(req, index)
-      if (plan?.respond) {
-        const r = plan.respond
-        const closeAfter = !req.keepAlive || req.expectContinue || (plan.close?.announce ?? false)
-        const synthetic = buildResponse({
-          status: r.status, headers: { ...r.headers, 'X-Coquin-Fault': r.name }, body: r.body, method: req.method,
-          close: closeAfter, keepAlive10: req.version === '1.0' && req.keepAlive, edit: plan.response,
-        })
-        const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
-        this.exchanges.push(ex)
-        this.#current = ex
-        if (req.expectContinue) this.#ready(ex)             // the client may wait for us before its body
-        this.#pump()
-        return
-      }
-      const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
-      this.exchanges.push(ex)
-      this.#current = ex
-      if (plan === null) { this.upOut.write(raw); return }
-      if (plan.delayRequest > 0) this.upOut.delay(plan.delayRequest)
-      this.upOut.write(plan.request ? rewriteHead(req, plan.request) : raw)
-    },
-    body: b => { if (this.#current?.synthetic == null) this.upOut.write(b) },
+    head: (h, raw) => this.#request(h as RequestHead, raw, 0, raw.length),
+    headAt: (h, bytes, from, to) => this.#request(h as RequestHead, bytes, from, to),
+    body: b => this.#requests.bodyAt!(b, 0, b.length),
+    bodyAt: (b, from, to) => { if (this.#current?.synthetic == null) this.upOut.writeAt(b, from, to) },
     end: () => {
       const ex = this.#current
       this.#current = null
@@ -313,6 +292,7 @@ class HttpLayer {
       if (ex?.head.upgrade && (ex.synthetic || ex.declined)) this.up.proceed()
     },
     raw: b => this.upOut.write(b),
+    rawAt: (b, from, to) => this.upOut.writeAt(b, from, to),
     error: reason => {
       this.link.fallback(`request: ${reason}`)
       this.#upRaw = true
@@ -320,6 +300,33 @@ class HttpLayer {
       this.#current = null
       this.#pump()
     },
+  }
+
+  /** A request head, bytes[from, to): decide its faults, then forward it (or not, or changed). */
+  #request(req: RequestHead, bytes: Buffer, from: number, to: number): void {
+    const index = this.#count++
+    const plan = this.#decide(req, index)
+    if (plan?.respond) {
+      const r = plan.respond
+      const closeAfter = !req.keepAlive || req.expectContinue || (plan.close?.announce ?? false)
+      const synthetic = buildResponse({
+        status: r.status, headers: { ...r.headers, 'X-Coquin-Fault': r.name }, body: r.body, method: req.method,
+        close: closeAfter, keepAlive10: req.version === '1.0' && req.keepAlive, edit: plan.response,
+      })
+      const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic, closeAfter, ready: false, gate: null, declined: false }
+      this.exchanges.push(ex)
+      this.#current = ex
+      if (req.expectContinue) this.#ready(ex)             // the client may wait for us before its body
+      this.#pump()
+      return
+    }
+    const ex: Exchange = { head: req, index, at: this.#now(), plan, synthetic: null, closeAfter: false, ready: true, gate: null, declined: false }
+    this.exchanges.push(ex)
+    this.#current = ex
+    if (plan === null) { this.upOut.writeAt(bytes, from, to); return }
+    if (plan.delayRequest > 0) this.upOut.delay(plan.delayRequest)
+    if (plan.request) this.upOut.write(rewriteHead(req, plan.request))
+    else this.upOut.writeAt(bytes, from, to)
   }
 
   /** When a request's head was read: only for the exchange events' latency, so not read if no one listens. */
@@ -429,36 +436,13 @@ class HttpLayer {
 
   readonly #responses: FrameHandler = {
     requestMethod: () => this.exchanges[0]?.head.method,
-    head: (h, raw) => {
-      const res = h as ResponseHead
-      const ex = this.exchanges[0]
-      this.#interim = res.status < 200 && res.status !== 101
-      if (this.#interim) { this.downOut.write(raw); return }
-      this.#resp = ex ?? null
-      this.#status = res.status
-      this.#budget = -1
-      const plan = ex?.plan
-      if (plan) {
-        const abort = plan.abort
-        if (plan.delayHead > 0) this.downOut.delay(plan.delayHead)
-        if (abort?.phase === 'before_response') { this.#report(ex, 0, 'upstream'); return this.#abortResponse(abort.mode, abort.fault) }
-        let edit = plan.response
-        if (plan.close?.announce) edit = mergeEdits(edit, { set: { Connection: 'close' } })
-        this.downOut.write(edit ? rewriteHead(res, edit) : raw)
-        if (abort?.phase === 'after_head' || (abort?.phase === 'after_bytes' && abort.bytes === 0)) {
-          this.#report(ex, res.status, 'upstream')
-          return this.#abortResponse(abort.mode, abort.fault)
-        }
-        if (plan.delayBody > 0) this.downOut.delay(plan.delayBody)
-        if (abort?.phase === 'after_bytes') this.#budget = abort.bytes
-      } else this.downOut.write(raw)
-      if (res.status === 101 || (ex?.head.method === 'CONNECT' && res.status >= 200 && res.status < 300)) this.up.tunnel()
-      else if (ex?.head.upgrade) { ex.declined = true; this.up.proceed() }
-    },
-    body: b => {
-      if (this.#budget < 0) { this.downOut.write(b); return }
-      if (b.length < this.#budget) { this.#budget -= b.length; this.downOut.write(b); return }
-      this.downOut.write(b.subarray(0, this.#budget))
+    head: (h, raw) => this.#response(h as ResponseHead, raw, 0, raw.length),
+    headAt: (h, bytes, from, to) => this.#response(h as ResponseHead, bytes, from, to),
+    body: b => this.#responses.bodyAt!(b, 0, b.length),
+    bodyAt: (b, from, to) => {
+      if (this.#budget < 0) { this.downOut.writeAt(b, from, to); return }
+      if (to - from < this.#budget) { this.#budget -= to - from; this.downOut.writeAt(b, from, to); return }
+      this.downOut.writeAt(b, from, from + this.#budget)
       const ex = this.#resp!
       const abort = ex.plan!.abort!
       this.#report(ex, this.#status, 'upstream')
@@ -476,6 +460,7 @@ class HttpLayer {
       this.#pump()
     },
     raw: b => this.downOut.write(b),
+    rawAt: (b, from, to) => this.downOut.writeAt(b, from, to),
     error: reason => {
       // Responses can no longer be paired: both ways are plain TCP; answers not yet sent are dropped.
       this.link.fallback(`response: ${reason}`)
@@ -484,6 +469,34 @@ class HttpLayer {
       this.#budget = -1
       this.up.tunnel()
     },
+  }
+
+  /** A response head, bytes[from, to): pair it with its request, and apply that request's plan. */
+  #response(res: ResponseHead, bytes: Buffer, from: number, to: number): void {
+    const ex = this.exchanges[0]
+    this.#interim = res.status < 200 && res.status !== 101
+    if (this.#interim) { this.downOut.writeAt(bytes, from, to); return }
+    this.#resp = ex ?? null
+    this.#status = res.status
+    this.#budget = -1
+    const plan = ex?.plan
+    if (plan) {
+      const abort = plan.abort
+      if (plan.delayHead > 0) this.downOut.delay(plan.delayHead)
+      if (abort?.phase === 'before_response') { this.#report(ex, 0, 'upstream'); return this.#abortResponse(abort.mode, abort.fault) }
+      let edit = plan.response
+      if (plan.close?.announce) edit = mergeEdits(edit, { set: { Connection: 'close' } })
+      if (edit) this.downOut.write(rewriteHead(res, edit))
+      else this.downOut.writeAt(bytes, from, to)
+      if (abort?.phase === 'after_head' || (abort?.phase === 'after_bytes' && abort.bytes === 0)) {
+        this.#report(ex, res.status, 'upstream')
+        return this.#abortResponse(abort.mode, abort.fault)
+      }
+      if (plan.delayBody > 0) this.downOut.delay(plan.delayBody)
+      if (abort?.phase === 'after_bytes') this.#budget = abort.bytes
+    } else this.downOut.writeAt(bytes, from, to)
+    if (res.status === 101 || (ex?.head.method === 'CONNECT' && res.status >= 200 && res.status < 300)) this.up.tunnel()
+    else if (ex?.head.upgrade) { ex.declined = true; this.up.proceed() }
   }
 
   #report(ex: Exchange, status: number, source: 'upstream' | 'coquin'): void {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Framer, parseHead, MAX_HEAD_BYTES, type Head } from '../../src/http/framer.js'
+import { Framer, parseHead, MAX_HEAD_BYTES, type FrameHandler, type Head } from '../../src/http/framer.js'
 import { seededRandom } from '../../src/random.js'
 
 type Ev = { e: 'head'; text: string; status?: number; method?: string } | { e: 'body'; text: string } | { e: 'end' } | { e: 'raw'; text: string } | { e: 'error'; reason: string }
@@ -336,4 +336,59 @@ t.test('a head read in one pass equals the one read byte by byte and by parseHea
   }
   t.match(view(seen[2]!), { version: '1.0', keepAlive: true })
   t.match(view(seen[3]!), { chunked: true, contentLength: -1 })
+})
+
+t.test('a handler that takes ranges (headAt, bodyAt, rawAt) sees the same bytes and events as one that takes slices', async t => {
+  const random = seededRandom(99)
+  const run = (kind: 'request' | 'response', chunks: Buffer[], methods: string[], ranges: boolean) => {
+    const ev: string[] = []
+    const queue = [...methods]
+    let status = 0
+    const at = (e: string) => (bytes: Buffer, from: number, to: number) => {
+      if (to <= from || from < 0 || to > bytes.length) throw new Error(`bad range ${from}-${to} of ${bytes.length}`)
+      ev.push(`${e}:${bytes.toString('latin1', from, to)}`)
+    }
+    const handler: FrameHandler = {
+      head: (h, raw) => { status = h.kind === 'response' ? h.status : 0; ev.push(`head:${raw.toString('latin1')}`) },
+      body: b => ev.push(`body:${b.toString('latin1')}`),
+      raw: b => ev.push(`raw:${b.toString('latin1')}`),
+      end: () => { if (kind === 'response' && (status >= 200 || status === 101)) queue.shift(); ev.push('end') },
+      error: r => ev.push(`error:${r}`),
+      requestMethod: () => queue[0],
+      ...ranges ? {
+        headAt: (h: Head, bytes: Buffer, from: number, to: number) => {
+          status = h.kind === 'response' ? h.status : 0
+          if (!h.raw.equals(bytes.subarray(from, to))) throw new Error('head.raw is not the range')
+          at('head')(bytes, from, to)
+        },
+        bodyAt: at('body'), rawAt: at('raw'),
+      } : {},
+    }
+    const f = new Framer(kind, handler)
+    for (const c of chunks) f.write(c)
+    f.end()
+    // adjacent body and raw events merged: splits may cut them anywhere
+    return ev.reduce<string[]>((acc, e) => {
+      const last = acc.at(-1)
+      const k = e.slice(0, e.indexOf(':') + 1)
+      if (last !== undefined && (k === 'body:' || k === 'raw:') && last.startsWith(k)) acc[acc.length - 1] = last + e.slice(k.length)
+      else acc.push(e)
+      return acc
+    }, [])
+  }
+  const cases: ['request' | 'response', string, string[]][] = [
+    ['request', Object.values(requests).join(''), []],
+    ['request', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n\x16\x03\x01 not http', []],
+    ['request', 'GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x85mask', []],
+    ...Object.values(responses).map(([x, m]) => ['response', x, m] as ['response', string, string[]]),
+  ]
+  for (const [kind, text, methods] of cases) {
+    const want = run(kind, [b(text)], methods, false)
+    for (let i = 0; i < 40; i++) {
+      const parts = splits(b(text), random, i < 10 ? 4 : 80)
+      const got = run(kind, parts, methods, true)
+      if (JSON.stringify(got) !== JSON.stringify(want)) { t.same(got, want, `${kind} ${JSON.stringify(text.slice(0, 30))} split ${i}`); return }
+    }
+  }
+  t.pass('ranges and slices agree under random splits')
 })
