@@ -99,8 +99,8 @@ function requestLine(buf: Buffer, from: number, to: number): boolean {
   line.a = i
   while (i < to && buf[i] === SP) i++
   const target = i
-  while (i < to && buf[i] !== SP) i++
-  if (i === target || i >= to) return false
+  i = buf.indexOf(SP, i)                                          // targets can be long (presigned URLs): memchr
+  if (i < 0 || i >= to || i === target) return false
   line.b = target
   line.c = i
   while (i < to && buf[i] === SP) i++
@@ -410,9 +410,8 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
     while (c !== COLON && c !== LF && ++k < n) c = buf[k]!
     if (k >= n) return whole ? 'head without an empty line' : null
     const colon = c === COLON ? k : -1
-    lf = k
-    while (c !== LF && ++lf < n) c = buf[lf]!
-    if (lf >= n) return whole ? 'head without an empty line' : null
+    lf = c === LF ? k : buf.indexOf(LF, k)                      // values can be long (Authorization, Cookie): memchr
+    if (lf < 0 || lf >= n) return whole ? 'head without an empty line' : null
     const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf
     if (lineEnd === pos) { fieldsEnd = pos; end = lf + 1; break }
     if (++lines > MAX_HEADER_FIELDS && !whole) return null
