@@ -243,8 +243,6 @@ class HttpLayer {
   #budget = -1
 
   /** Entry points for run(), made once (no closure per chunk). */
-  readonly upWrite = (chunk: Buffer): void => this.up.write(chunk)
-  readonly downWrite = (chunk: Buffer): void => this.down.write(chunk)
   readonly onUpEnd = (): void => this.upEnd()
   readonly onDownEnd = (): void => this.downEnd()
 
@@ -265,14 +263,33 @@ class HttpLayer {
     try {
       fn(a)
     } catch (err) {
-      this.link.log.error({ err, link: this.link.id }, 'http layer failed')
-      this.destroy()
-      this.link.reset('http_error')
+      this.#failed(err)
       return
     } finally {
       this.#depth--
     }
     if (this.#depth === 0) { this.upOut.flush(); this.downOut.flush() }
+  }
+
+  /** A chunk from one side, for its framer: run() without a call through a closure, per chunk. */
+  write(framer: Framer, chunk: Buffer): void {
+    if (this.dead) return
+    this.#depth++
+    try {
+      framer.write(chunk)
+    } catch (err) {
+      this.#failed(err)
+      return
+    } finally {
+      this.#depth--
+    }
+    if (this.#depth === 0) { this.upOut.flush(); this.downOut.flush() }
+  }
+
+  #failed(err: unknown): void {
+    this.link.log.error({ err, link: this.link.id }, 'http layer failed')
+    this.destroy()
+    this.link.reset('http_error')
   }
 
   // Requests (client → server) ----------------------------------------------------------------
@@ -556,13 +573,13 @@ export function createHttpStages(
   return {
     upstream: {
       get held() { return layer.upOut.held + layer.up.buffered },
-      write: chunk => layer.run(layer.upWrite, chunk),
+      write: chunk => layer.write(layer.up, chunk),
       end: () => layer.run(layer.onUpEnd),
       destroy: () => layer.destroy(),
     },
     downstream: {
       get held() { return layer.downOut.held + layer.down.buffered },
-      write: chunk => layer.run(layer.downWrite, chunk),
+      write: chunk => layer.write(layer.down, chunk),
       end: () => layer.run(layer.onDownEnd),
       destroy: () => layer.destroy(),
     },
