@@ -212,6 +212,9 @@ t.test('a follower that reads slowly does not grow memory: capped backlog, dropp
     batch(5_000)
     for (let i = 0; i < 5; i++) await new Promise(r => setImmediate(r))
   }
+  // Still in the same turn of the loop, so the follower cannot drain meanwhile: its backlog fills to the cap
+  // (a drain between two rounds above may have left it part-full).
+  batch(1_000)
   t.ok(sub.paused, 'the follower is paused: the response said write() === false')
   t.equal(sub.backlog, 500, 'its backlog is capped at followBacklog')
   const before = sub.dropped
