@@ -290,8 +290,18 @@ function nameIs(raw: Buffer, from: number, name: string): boolean {
   return true
 }
 
-const FIELD_OF_LENGTH: (string | undefined)[] = []
-for (const n of ['content-length', 'transfer-encoding', 'connection', 'upgrade', 'expect']) FIELD_OF_LENGTH[n.length] = n
+/**
+ * If the line buf[pos, lineEnd) is the field `name` (lower case; in any case on the wire): its name, spaces
+ * or tabs, then the line's first colon. Then the field is read into f.
+ */
+function framingField(f: Framing, buf: Buffer, pos: number, lineEnd: number, name: string): boolean {
+  if (lineEnd - pos <= name.length || !nameIs(buf, pos, name)) return false
+  let k = pos + name.length
+  while (k < lineEnd && (buf[k] === SP || buf[k] === HT)) k++
+  if (k === lineEnd || buf[k] !== COLON) return false
+  f.fieldBytes(name, buf, k + 1, lineEnd)
+  return true
+}
 
 /** How a Framing's connection tokens are kept on a head: three bits. */
 const CLOSE = 1
@@ -405,21 +415,17 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
       fields = parseFields(buf, startEnd)
       break
     }
-    let k = pos
-    let c = first
-    while (c !== COLON && c !== LF && ++k < n) c = buf[k]!
-    if (k >= n) return whole ? 'head without an empty line' : null
-    const colon = c === COLON ? k : -1
-    lf = c === LF ? k : buf.indexOf(LF, k)                      // values can be long (Authorization, Cookie): memchr
+    lf = buf.indexOf(LF, pos)                                    // memchr: values can be long (Authorization, Cookie)
     if (lf < 0 || lf >= n) return whole ? 'head without an empty line' : null
     const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf
     if (lineEnd === pos) { fieldsEnd = pos; end = lf + 1; break }
     if (++lines > MAX_HEADER_FIELDS && !whole) return null
-    if (colon >= 0 && colon < lineEnd) {
-      let nameEnd = colon
-      while (nameEnd > pos && (buf[nameEnd - 1] === SP || buf[nameEnd - 1] === HT)) nameEnd--
-      const name = FIELD_OF_LENGTH[nameEnd - pos]
-      if (name !== undefined && nameIs(buf, pos, name)) f.fieldBytes(name, buf, colon + 1, lineEnd)
+    // Framing reads five fields: a line may be one of them only if it starts with one of their initials.
+    switch (first | 0x20) {
+      case 0x63: if (!framingField(f, buf, pos, lineEnd, 'content-length')) framingField(f, buf, pos, lineEnd, 'connection'); break
+      case 0x74: framingField(f, buf, pos, lineEnd, 'transfer-encoding'); break
+      case 0x75: framingField(f, buf, pos, lineEnd, 'upgrade'); break
+      case 0x65: framingField(f, buf, pos, lineEnd, 'expect'); break
     }
     pos = lf + 1
   }

@@ -392,3 +392,49 @@ t.test('a handler that takes ranges (headAt, bodyAt, rawAt) sees the same bytes 
   }
   t.pass('ranges and slices agree under random splits')
 })
+
+t.test('framing fields are found by name in any case, with spaces or tabs before the colon, and no other line is (seeded)', async t => {
+  const names = ['Content-Length', 'content-length', 'CONTENT-LENGTH', 'Content-Length ', 'Content-Length\t', 'Content-Lengthx', 'X-Content-Length',
+    'Content-Len', 'Content-Type', 'Connection', 'connection ', 'Connectionx', 'Transfer-Encoding', 'transfer-encoding  ', 'TE', 'Upgrade', 'upgrade',
+    'Expect', 'expect\t', 'Expectation', 'Host', 'C', 'c', 'U', 'E', 'T', '', ' Content-Length']
+  const values = ['3', ' 3 ', '3, 3', '3,4', 'x', 'chunked', 'Chunked', 'gzip, chunked', 'chunked, gzip', 'close', 'Keep-Alive', 'keep-alive, Upgrade', 'upgrade',
+    '100-continue', '', ' 7\t']
+  // The framing a field list means (RFC 9112 6.1-6.3, 9.6), read from strings: the model the byte-level reading must match.
+  const model = (fields: [string, string][]): string => {
+    let cl = -1, codings = '', close = false, upgradeToken = false, hasUpgrade = false, expect = false
+    for (const [rawName, rawValue] of fields) {
+      const name = rawName.replace(/[ \t]+$/, '').toLowerCase()
+      const value = rawValue.trim()
+      if (name === 'content-length') {
+        for (const part of value.split(',')) {
+          const v = part.trim()
+          if (!/^\d{1,15}$/.test(v)) return 'bad content-length'
+          if (cl >= 0 && Number(v) !== cl) return 'conflicting content-length'
+          cl = Number(v)
+        }
+      } else if (name === 'transfer-encoding') codings = codings === '' ? value : `${codings},${value}`
+      else if (name === 'connection') {
+        for (const p of value.split(',').map(x => x.trim().toLowerCase())) { if (p === 'close') close = true; if (p === 'upgrade') upgradeToken = true }
+      } else if (name === 'upgrade') hasUpgrade = true
+      else if (name === 'expect' && value.toLowerCase() === '100-continue') expect = true
+    }
+    const chunked = codings !== '' && codings.split(',').at(-1)!.trim().toLowerCase() === 'chunked'
+    if (codings.trim() !== '' && !chunked) return 'request transfer-encoding without chunked'
+    return `cl=${chunked ? -1 : cl} chunked=${chunked} keepAlive=${!close} upgrade=${hasUpgrade && upgradeToken} expect=${expect}`
+  }
+  const random = seededRandom(4242)
+  const pick = <T>(a: T[]) => a[Math.floor(random() * a.length)]!
+  let framed = 0
+  for (let i = 0; i < 2000; i++) {
+    const fields: [string, string][] = Array.from({ length: 1 + Math.floor(random() * 4) }, () => [pick(names), pick(values)])
+    if (fields.some(([n]) => n.startsWith(' '))) continue                       // a folded line: parsed apart, as strings
+    const text = `POST / HTTP/1.1\r\n${fields.map(([n, v]) => `${n}:${v}\r\n`).join('')}\r\n`
+    const h = parseHead(b(text), 'request')
+    const got = typeof h === 'string' ? h : h.kind === 'request'
+      ? `cl=${h.contentLength} chunked=${h.chunked} keepAlive=${h.keepAlive} upgrade=${h.upgrade} expect=${h.expectContinue}` : 'response?'
+    const want = model(fields)
+    if (got !== want) { t.equal(got, want, JSON.stringify(text)); return }
+    if (typeof h !== 'string') framed++
+  }
+  t.ok(framed > 500, `${framed} heads framed as the model says, the rest refused as it says`)
+})
