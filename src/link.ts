@@ -77,7 +77,10 @@ class Direction {
     this.link.lastActive = this.link.clock.now()
     const head = this.fixed ?? this.head
     if (head === null) {
-      if (!this.dst.write(chunk)) this.src.pause()
+      // The same mark as with stages: pausing at the socket's own 16 KiB mark cost a pause/resume
+      // cycle every few chunks (bulk through the fast path measured ~20% below a latency-0 stage's).
+      this.dst.write(chunk)
+      if (this.dst.writableLength > HIGH_WATER) this.src.pause()
       return
     }
     head.write(chunk)
