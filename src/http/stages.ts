@@ -74,7 +74,7 @@ interface Plan {
 interface Exchange {
   readonly head: RequestHead
   readonly index: number
-  /** Clock time its head was read. */
+  /** Clock time its head was read; 0 when the link reports no exchanges (no one reads the latency). */
   readonly at: number
   readonly plan: Plan | null
   /** coquin answers it: the request is not forwarded. */
