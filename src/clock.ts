@@ -1,4 +1,5 @@
 // Time for the data path: a monotonic now() in ms and cancellable timers. Behaviors use only this.
+import { performance } from 'node:perf_hooks'   // the global goes through a lazy getter on every call
 export interface Timer { cancel(): void }
 export interface Clock {
   now(): number
