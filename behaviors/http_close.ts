@@ -8,13 +8,19 @@ export default defineBehavior({
     'deterministic). `after_requests` N: the first matching response from the N-th request on gets `Connection: close` ' +
     'and the connection closes after it, as a server with a per-connection request limit does (clients should cope). ' +
     'With neither set, every response closes its connection. Requests are counted per link from 1, whether they match ' +
-    'or not; toxicity and after/count apply to the closes. `stream` is ignored.',
+    'or not; toxicity and after/count apply to the closes. `mode: rst_on_reuse` is a load balancer that forgot an idle ' +
+    'flow: after the response the connection looks alive (nothing is sent to the client, what the upstream sends is ' +
+    'dropped), and the next bytes the client sends on it (its next request, or its FIN) are answered with a reset on ' +
+    'both sides, never forwarded. `stream` is ignored.',
   protocols: ['http'],
   attributes: Type.Object({
     match: httpMatch,
     every: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'close after every N-th response on a link, unannounced; 0 = unset' }),
     after_requests: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'close after the N-th request\'s response, with Connection: close; 0 = unset' }),
-    mode: Type.Union([Type.Literal('fin'), Type.Literal('rst')], { default: 'fin', description: 'fin: close both sides; rst: reset them' }),
+    mode: Type.Union([Type.Literal('fin'), Type.Literal('rst'), Type.Literal('rst_on_reuse')], {
+      default: 'fin',
+      description: 'fin: close both sides; rst: reset them; rst_on_reuse: tell no one, then reset both when the client sends its next request on the connection',
+    }),
   }),
   validate: a => checkMatch(a.match),
   request(a, req) {

@@ -157,7 +157,8 @@ export type HttpAction =
   /** Forward the request, then break the connection before the response, after its head, or after `bytes` of its body. */
   | { readonly action: 'abort'; readonly phase: 'before_response' | 'after_head' | 'after_bytes'; readonly bytes: number; readonly mode: 'rst' | 'fin' }
   /** Close the connection right after the response; `announce` adds `Connection: close` to that response first. */
-  | { readonly action: 'close_after_response'; readonly mode: 'fin' | 'rst'; readonly announce?: boolean }
+  /** `rst_on_reuse`: the connection looks alive after the response; the client's next bytes on it get a reset. */
+  | { readonly action: 'close_after_response'; readonly mode: 'fin' | 'rst' | 'rst_on_reuse'; readonly announce?: boolean }
   | { readonly action: 'rewrite_headers'; readonly request?: HeaderEdit; readonly response?: HeaderEdit }
 
 /** `/regex/` or `/regex/i`, else an exact string. */

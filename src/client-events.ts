@@ -3,7 +3,7 @@
 // connections, after what backoff?"). No server code is imported: the client runs anywhere.
 // (Re-exported by client.ts; the server's side is src/journal.ts, whose wire shapes these mirror.)
 
-export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'http_request'
+export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'http_request' | 'http_fallback'
 
 interface EventBase {
   /** Monotonic from 1: `since: id` resumes after it. */
@@ -53,9 +53,24 @@ export interface HttpRequestEvent extends EventBase {
   /** How many requests its link had carried, this one included (1 = a fresh connection). */
   request: number
   faults?: string[]
+  /** The request's Host field (a virtual-host-style S3 request names its bucket there). */
+  host?: string
 }
 
-export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | HttpRequestEvent
+/** HTTP mode: a link's requests or responses could not be framed, so HTTP faults no longer see them. */
+export interface HttpFallbackEvent extends EventBase {
+  type: 'http_fallback'
+  /** `upstream`: a request could not be framed; `downstream`: a response. */
+  stream: 'upstream' | 'downstream'
+  /** not_http, unsupported_version, bad_length, bad_chunk, too_large or other (as the metric's label). */
+  reason: string
+  /** The framer's words, e.g. `bad content-length`. */
+  detail: string
+  /** The proxy's http_fallback: `pass` (the rest went through unmatched) or `close` (the link was closed). */
+  action: 'pass' | 'close'
+}
+
+export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | HttpRequestEvent | HttpFallbackEvent
 
 /** In a follow stream: events the reader was too slow for were dropped. */
 export interface DroppedNotice {

@@ -150,8 +150,8 @@ export interface FaultAttributes {
     every?: number
     /** close after the N-th request's response, with Connection: close; 0 = unset; default 0. */
     after_requests?: number
-    /** fin: close both sides; rst: reset them; default "fin". */
-    mode?: 'fin' | 'rst'
+    /** fin: close both sides; rst: reset them; rst_on_reuse: tell no one, then reset both when the client sends its next request on the connection; default "fin". */
+    mode?: 'fin' | 'rst' | 'rst_on_reuse'
   }
   http_header: {
     /** which requests the fault applies to (all given conditions must hold); default {}. */
@@ -201,6 +201,8 @@ export interface ProxySpec {
   protocol?: 'tcp' | 'http'
   /** coquin's own, HTTP mode: honour `x-coquin-fault-*` request headers. */
   header_faults?: boolean
+  /** coquin's own, HTTP mode: a link that cannot be framed as HTTP passes through unmatched (`pass`, default) or is closed. */
+  http_fallback?: 'pass' | 'close'
   /** coquin's own: terminate TLS from clients and/or originate it to the upstream (README → TLS). */
   tls?: TlsOptions
   /** Faults to add when missing (matched by name, after defaults); existing ones are left as they are. */
@@ -223,6 +225,7 @@ export interface ProxyInfo {
   enabled: boolean
   protocol?: 'tcp' | 'http'
   header_faults?: boolean
+  http_fallback?: 'pass' | 'close'
   /** As given (an inline key shows as `(inline)`). */
   tls?: TlsOptions
   toxics: Fault[]

@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { Behavior } from './behavior.js'
 import { attributeSchema, type FaultStream } from './fault.js'
+import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import { parseAddress } from './proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
@@ -34,6 +35,7 @@ export interface ProxyConfig extends ProxySpec {
   readonly enabled: boolean
   readonly protocol: 'tcp' | 'http'
   readonly header_faults: boolean
+  readonly http_fallback: HttpFallbackPolicy
   /** File paths made absolute (relative to the config's folder) at load. */
   readonly tls?: TlsSpec
   readonly toxics: readonly ToxicConfig[]
@@ -122,6 +124,10 @@ export function configSchema(behaviors: readonly Behavior[]): object {
           enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
           protocol: { enum: ['tcp', 'http'], default: 'tcp', description: 'http: faults act per request' },
           header_faults: { type: 'boolean', default: false, description: 'http: honour x-coquin-fault-* request headers (Envoy style)' },
+          http_fallback: {
+            enum: [...HTTP_FALLBACK_POLICIES], default: 'pass',
+            description: 'http: a link whose bytes cannot be framed as HTTP passes through unmatched (pass) or is closed (close)',
+          },
           tls: { $ref: '#/definitions/tls' },
           toxics: { type: 'array', default: [], items: { $ref: '#/definitions/toxic' }, description: 'faults on this proxy' },
         },
@@ -594,6 +600,7 @@ export async function applyConfig(registry: Registry, config: Config): Promise<v
         await proxy.update({ listen: spec.listen, upstream: spec.upstream, enabled: spec.enabled })
       }
       proxy.headerFaults = spec.header_faults
+      proxy.httpFallback = spec.http_fallback
       const next = new Map(spec.toxics.map(t => [t.name, registry.makeFault(t)]))
       for (const f of [...proxy.faults]) {
         const n = next.get(f.name)

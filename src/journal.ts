@@ -13,13 +13,13 @@
 // are dropped and a `dropped` notice says how many.
 import type { Fault } from './fault.js'
 import type { Link } from './link.js'
-import type { HttpRequestInfo, Observer } from './observer.js'
+import type { HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
 import { formatAddress } from './proxy.js'
 // The wire shapes are the client's (src/client-events.ts, free of server code): one definition for both sides.
-import type { DroppedNotice, FaultEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from './client-events.js'
-export type { DroppedNotice, FaultEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
+import type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from './client-events.js'
+export type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
 
-export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request'] as const
+export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request', 'http_fallback'] as const
 export type JournalEventType = (typeof EVENT_TYPES)[number]
 
 /** Default number of events kept (`serve --journal-size`, StartOptions.journalSize). */
@@ -318,7 +318,12 @@ export class Journal implements Observer {
       type: 'http_request', proxy, link: link.id, method: r.method, path: r.path, status: r.status, source: r.source,
       latency_ms: round3(r.latencyMs), request: r.index + 1,
       ...(r.faults && r.faults.length > 0 ? { faults: [...r.faults] } : {}),
+      ...(r.host !== undefined ? { host: r.host } : {}),
     })
+  }
+
+  httpFallback(proxy: string, link: Pick<JournalLink, 'id'>, f: HttpFallbackInfo): void {
+    this.record<HttpFallbackEvent>({ type: 'http_fallback', proxy, link: link.id, stream: f.stream, reason: f.reason, detail: f.detail, action: f.action })
   }
 
   upstreamConnected(): void {}

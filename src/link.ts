@@ -9,7 +9,7 @@ import type { Logger } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
 import type { LinkView, Sink, Stage, Stream } from './behavior.js'
-import { createHttpStages, type HttpExchangeEvent, type HttpLinkView } from './http/index.js'
+import { createHttpStages, fallbackReason, type HttpExchangeEvent, type HttpFallbackPolicy, type HttpLinkView } from './http/index.js'
 import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
@@ -32,6 +32,8 @@ export interface LinkOwner {
   readonly protocol?: 'tcp' | 'http'
   /** HTTP mode: honour x-coquin-fault-* request headers (the proxy's `header_faults`); read per request. */
   readonly headerFaults?: boolean
+  /** HTTP mode: what happens to a link that cannot be framed (the proxy's `http_fallback`); read when it happens. */
+  readonly httpFallback?: HttpFallbackPolicy
   /** TLS to originate to the upstream (src/tls.ts); the client socket arrives already decrypted. */
   readonly tls?: ProxyTls
   upstreamTarget(): { host: string; port: number }
@@ -246,10 +248,13 @@ export class Link {
       reset: reason => { this.#flushStages(); this.reset(reason) },
       close: reason => { this.#flushStages(); this.close(reason) },
       applied: (fault, request) => observer.faultApplied(proxy, fault, this, request),
-      fallback: reason => {
-        if (fellBack) return
+      fallback: (stream, detail) => {
+        const action = this.owner.httpFallback ?? 'pass'
+        if (fellBack) return action
         fellBack = true
-        this.log.debug({ link: this.id, reason }, 'http link fell back to tcp')
+        this.log.debug({ link: this.id, stream, reason: detail, action }, 'http link fell back to tcp')
+        observer.httpFallback?.(proxy, this, { stream, reason: fallbackReason(detail), detail, action })
+        return action
       },
       ...(observer.httpRequest ? { exchanged: (e: HttpExchangeEvent) => observer.httpRequest!(proxy, this, e) } : {}),
     }

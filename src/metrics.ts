@@ -62,6 +62,10 @@ class ProxyStats {
   readonly tlsFailures = new Map<string, number>()
   /** toxic name → type → links hit. */
   readonly faults = new Map<string, Map<string, number>>()
+  /** HTTP fallbacks by reason (a fixed set, see fallbackReason). */
+  readonly fallbacks = new Map<string, number>()
+  /** HTTP responses: [class 1xx..5xx][source upstream, coquin], flattened. */
+  readonly responses: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
   readonly dropped: [number, number, number] = [0, 0, 0]
   readonly corrupted: [number, number, number] = [0, 0, 0]
   readonly series: Series[] = []
@@ -162,7 +166,8 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         this.reset()
         for (const st of stats.values()) {
           for (const s of st.series) {
-            const base = { proxy: st.name, listener: s.listener, upstream: s.upstream }
+            // in Toxiproxy's (sorted) label order: scripts grep the text
+            const base = { listener: s.listener, proxy: st.name, upstream: s.upstream }
             this.inc({ direction: 'upstream', ...base }, s.shown[offset]!)
             this.inc({ direction: 'downstream', ...base }, s.shown[offset + 1]!)
           }
@@ -244,6 +249,29 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       }
     },
   })
+  new Counter({
+    name: 'coquin_http_fallbacks_total', help: 'HTTP links whose requests or responses could not be framed, by reason',
+    labelNames: ['proxy', 'reason'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) for (const [reason, n] of st.fallbacks) this.inc({ proxy: st.name, reason }, n)
+    },
+  })
+  new Counter({
+    name: 'coquin_http_responses_total', help: 'HTTP responses sent to clients, by status class and by who answered (upstream, coquin)',
+    labelNames: ['proxy', 'class', 'source'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) {
+        for (let i = 0; i < 10; i++) {
+          const n = st.responses[i]!
+          if (n > 0) this.inc({ proxy: st.name, class: `${(i >> 1) + 1}xx`, source: i & 1 ? 'coquin' : 'upstream' }, n)
+        }
+      }
+    },
+  })
   const perStream = (name: string, help: string, pick: (st: ProxyStats) => number[]) => new Counter({
     name, help, labelNames: ['proxy', 'stream'] as const, registers,
     collect() {
@@ -314,6 +342,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       let types = st.faults.get(toxic)
       if (!types) { types = new Map(); st.faults.set(toxic, types) }
       bump(types, fault.type)
+    },
+    httpFallback(proxy, _link, f) {
+      const st = statsOf(proxy)
+      bump(st.fallbacks, bounded(st.fallbacks, f.reason, REASON.test(f.reason)))
+    },
+    httpRequest(proxy, _link, r) {
+      const c = Math.floor(r.status / 100)
+      if (c >= 1 && c <= 5) statsOf(proxy).responses[(c - 1) * 2 + (r.source === 'coquin' ? 1 : 0)]!++
     },
     bytesDropped(proxy, stream, bytes) {
       statsOf(proxy).dropped[streamIndex(stream)] += bytes

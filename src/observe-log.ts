@@ -35,5 +35,9 @@ export function loggingObserver(log: Logger, warn: ThrottledLog): Observer {
     },
     bytesDropped() {},
     bytesCorrupted() {},
+    httpFallback(proxy, link, f) {
+      warn('warn', `${proxy}:http_fallback:${f.stream}:${f.reason}`, { proxy, link: link.id, stream: f.stream, reason: f.detail, action: f.action },
+        f.action === 'close' ? 'http link closed: it cannot be framed' : 'http link passes through unmatched: it cannot be framed')
+    },
   }
 }

@@ -18,6 +18,20 @@ export interface Observer {
   connectionShed?(proxy: string): void
   /** HTTP mode: one call per request, once its response was sent or cut. Optional: observers that skip it need no change. */
   httpRequest?(proxy: string, link: Link, request: HttpRequestInfo): void
+  /** HTTP mode: a stream of a link could not be framed; at most once per link. Optional. */
+  httpFallback?(proxy: string, link: Link, fallback: HttpFallbackInfo): void
+}
+
+/** A link that HTTP framing gave up on (`http_fallback` in the journal). */
+export interface HttpFallbackInfo {
+  /** `upstream`: a request could not be framed; `downstream`: a response. */
+  readonly stream: 'upstream' | 'downstream'
+  /** A fixed set, for metric labels: not_http, unsupported_version, bad_length, bad_chunk, too_large, other. */
+  readonly reason: string
+  /** What the framer said, e.g. `bad content-length`. */
+  readonly detail: string
+  /** The proxy's http_fallback: `pass` (the rest of the link goes through unmatched) or `close` (the link was closed). */
+  readonly action: 'pass' | 'close'
 }
 
 /** One HTTP request and its response, as the journal records it (`http_request`). */
@@ -35,6 +49,8 @@ export interface HttpRequestInfo {
   readonly latencyMs: number
   /** Names of the faults that acted on it. */
   readonly faults?: readonly string[]
+  /** The request's Host field (virtual-host S3 requests name their bucket there); absent when it has none. */
+  readonly host?: string
 }
 
 export const nullObserver: Observer = {
@@ -51,7 +67,7 @@ export function observers(...list: Observer[]): Observer {
   return {
     linkOpened: each('linkOpened'), linkClosed: each('linkClosed'), upstreamConnected: each('upstreamConnected'),
     upstreamConnectError: each('upstreamConnectError'), faultApplied: each('faultApplied'),
-    bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'), httpRequest: each('httpRequest'),
+    bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'), httpRequest: each('httpRequest'), httpFallback: each('httpFallback'),
     tlsHandshakeFailed: each('tlsHandshakeFailed'), connectionShed: each('connectionShed'),
   }
 }

@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import type { Clock } from './clock.js'
 import { Fault } from './fault.js'
 import { Link, type LinkOwner } from './link.js'
+import type { HttpFallbackPolicy } from './http/index.js'
 import type { Logger, ThrottledLog } from './log.js'
 import type { Observer } from './observer.js'
 import type { Random } from './random.js'
@@ -46,6 +47,8 @@ export interface ProxyOptions {
   protocol?: 'tcp' | 'http'
   /** HTTP mode: honour `x-coquin-fault-*` request headers (Envoy style). */
   header_faults?: boolean
+  /** HTTP mode: what to do with a link whose bytes cannot be framed: pass them through unmatched, or close it. */
+  http_fallback?: HttpFallbackPolicy
   /** TLS to terminate and/or originate, loaded (src/tls.ts loadTls). */
   tls?: ProxyTls
 }
@@ -67,6 +70,7 @@ export class Proxy implements LinkOwner {
   enabled: boolean
   protocol: 'tcp' | 'http'
   headerFaults: boolean
+  httpFallback: HttpFallbackPolicy
   readonly tls: ProxyTls | undefined
   readonly links = new Set<Link>()
   /** TLS clients still in their handshake: no link (and no upstream connection) yet. */
@@ -99,6 +103,7 @@ export class Proxy implements LinkOwner {
     this.enabled = opts.enabled ?? true
     this.protocol = opts.protocol ?? 'tcp'
     this.headerFaults = opts.header_faults ?? false
+    this.httpFallback = opts.http_fallback ?? 'pass'
     this.tls = opts.tls
     this.log = ctx.log.child({ proxy: opts.name })
     this.clock = ctx.clock
@@ -329,7 +334,7 @@ export class Proxy implements LinkOwner {
   toJSON() {
     return {
       name: this.name, listen: this.address, upstream: this.upstream, enabled: this.enabled,
-      protocol: this.protocol, ...(this.protocol === 'http' ? { header_faults: this.headerFaults } : {}),
+      protocol: this.protocol, ...(this.protocol === 'http' ? { header_faults: this.headerFaults, http_fallback: this.httpFallback } : {}),
       ...(this.tls ? { tls: tlsJSON(this.tls.spec) } : {}),
       toxics: this.toxicsJSON(),
     }

@@ -11,6 +11,7 @@ import { Partitions } from './partition.js'
 import { Scenarios } from './scenario.js'
 import { linkBudget, type LinkBudget } from './link-budget.js'
 import { checkTlsSpec, loadTls, type TlsSpec } from './tls.js'
+import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
 import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
 
 export interface RegistryOptions {
@@ -30,6 +31,7 @@ export interface ProxySpec {
   enabled?: unknown
   protocol?: unknown
   header_faults?: unknown
+  http_fallback?: unknown
   tls?: unknown
   toxics?: unknown
 }
@@ -42,6 +44,7 @@ export interface CheckedProxy {
   enabled: boolean
   protocol: 'tcp' | 'http'
   header_faults: boolean
+  http_fallback: HttpFallbackPolicy
   tls: TlsSpec | undefined
   faults: Fault[]
 }
@@ -98,6 +101,10 @@ export class Registry {
     if (protocol !== 'tcp' && protocol !== 'http') throw new InvalidRequestError(`protocol must be tcp or http${where}`)
     const headerFaults = spec.header_faults ?? false
     if (typeof headerFaults !== 'boolean') throw new InvalidRequestError(`header_faults must be a boolean${where}`)
+    const httpFallback = spec.http_fallback ?? 'pass'
+    if (!HTTP_FALLBACK_POLICIES.includes(httpFallback as HttpFallbackPolicy)) {
+      throw new InvalidRequestError(`http_fallback must be ${HTTP_FALLBACK_POLICIES.join(' or ')}${where}`)
+    }
     const tls = checkTlsSpec(spec.tls, where)
     const toxics = spec.toxics ?? []
     if (!Array.isArray(toxics)) throw new InvalidRequestError(`toxics must be a list${where}`)
@@ -113,7 +120,7 @@ export class Registry {
         throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}${where}`)
       }
     }
-    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, tls, faults }
+    return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, http_fallback: httpFallback as HttpFallbackPolicy, tls, faults }
   }
 
   /** Creates and starts a proxy with its faults, atomically: on any error nothing is left behind. */

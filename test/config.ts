@@ -47,14 +47,14 @@ settings: { seed: 7, log_level: debug }
     file,
     proxies: [
       {
-        name: 'redis', listen: '127.0.0.1:26379', upstream: '127.0.0.1:6379', enabled: true, protocol: 'tcp', header_faults: false,
+        name: 'redis', listen: '127.0.0.1:26379', upstream: '127.0.0.1:6379', enabled: true, protocol: 'tcp', header_faults: false, http_fallback: 'pass',
         toxics: [
           { name: 'latency_downstream', type: 'latency', stream: 'downstream', toxicity: 1,
             attributes: { latency: 250, jitter: 0, distribution: 'uniform', after: 0, count: 0 } },
           { name: 'quiet', type: 'noop', stream: 'both', toxicity: 0.5, attributes: { after: 0, count: 0 } },
         ],
       },
-      { name: 'web', listen: '127.0.0.1:0', upstream: 'localhost:80', enabled: false, protocol: 'http', header_faults: false, toxics: [] },
+      { name: 'web', listen: '127.0.0.1:0', upstream: 'localhost:80', enabled: false, protocol: 'http', header_faults: false, http_fallback: 'pass', toxics: [] },
     ],
     settings: { seed: 7, log_level: 'debug' },
   })
@@ -211,7 +211,7 @@ t.test('Toxiproxy\'s JSON config (a top-level array) loads, toxics accepted', as
   t.match(config, {
     settings: {},
     proxies: [
-      { name: 'web_dev_frontend_1', listen: '[::]:18080', enabled: true, protocol: 'tcp', header_faults: false, toxics: [] },
+      { name: 'web_dev_frontend_1', listen: '[::]:18080', enabled: true, protocol: 'tcp', header_faults: false, http_fallback: 'pass', toxics: [] },
       { name: 'web_dev_mysql_1', enabled: false, toxics: [{ name: 'latency_upstream', attributes: { latency: 10, jitter: 0 } }] },
     ],
   })

@@ -4,8 +4,12 @@
 // validate more than framing needs. What it cannot frame it reports once (`error`) and hands on as
 // `raw` from there on: no byte is ever lost or reordered.
 
+// Limits are set so that whatever node:http (llhttp) accepts at its defaults is framed: its whole head is
+// at most 16 KiB (--max-http-header-size) with no limit on the number of fields, lengths may carry any
+// number of leading zeros. A message over these limits is one node would refuse (431, 400) anyway.
 export const MAX_HEAD_BYTES = 64 * 1024
-export const MAX_HEADER_FIELDS = 1000
+/** The largest Content-Length or chunk size framed: 2^53 - 1, beyond any body that could complete. */
+const MAX_LENGTH = Number.MAX_SAFE_INTEGER
 
 const LF = 0x0a
 const CR = 0x0d
@@ -19,6 +23,19 @@ const HEX = new Int8Array(256).fill(-1)
 for (let i = 0; i < 16; i++) {
   HEX['0123456789abcdef'.charCodeAt(i)] = i
   HEX['0123456789ABCDEF'.charCodeAt(i)] = i
+}
+
+/**
+ * The reason a stream could not be framed, as one of a fixed set (a metric label): the framer's own words
+ * name the case (`bad content-length`) and go in the journal beside it.
+ */
+export function fallbackReason(detail: string): 'not_http' | 'unsupported_version' | 'bad_length' | 'bad_chunk' | 'too_large' | 'other' {
+  if (detail.startsWith('not an HTTP') || detail.startsWith('bad request line') || detail.startsWith('bad status line')) return 'not_http'
+  if (detail.startsWith('unsupported version')) return 'unsupported_version'
+  if (detail.includes('content-length') || detail.includes('transfer-encoding')) return 'bad_length'
+  if (detail.includes('too large') || detail.startsWith('too much')) return 'too_large'
+  if (detail.includes('chunk')) return 'bad_chunk'
+  return 'other'
 }
 
 export interface HeaderField {
@@ -59,6 +76,8 @@ export interface RequestHead extends HeadBase {
   readonly expectContinue: boolean
   /** HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`. */
   readonly keepAlive: boolean
+  /** The first Host field's value, trimmed; undefined without one. */
+  readonly host: string | undefined
 }
 
 export interface ResponseHead extends HeadBase {
@@ -207,9 +226,15 @@ class Framing {
   upgradeToken = false
   hasUpgrade = false
   expectContinue = false
+  /** The first Host field's value: buf[hostFrom, hostTo) of the head's buffer, or -1; or, for folded heads, the string. */
+  hostFrom = -1
+  hostTo = -1
+  hostValue: string | undefined = undefined
   error: string | undefined = undefined
 
   reset(): void {
+    this.hostFrom = this.hostTo = -1
+    this.hostValue = undefined
     this.contentLength = -1
     this.codings = ''
     this.close = this.keepAlive = this.upgradeToken = this.hasUpgrade = this.expectContinue = false
@@ -219,8 +244,10 @@ class Framing {
     if (this.error !== undefined) return
     for (const part of value.split(',')) {
       const v = part.trim()
-      if (!/^\d{1,15}$/.test(v)) { this.error = 'bad content-length'; return }
-      this.contentLengthValue(Number(v))
+      if (!/^\d+$/.test(v)) { this.error = 'bad content-length'; return }
+      const n = Number(v.replace(/^0+(?=\d)/, ''))
+      if (!(n <= MAX_LENGTH)) { this.error = 'content-length too large'; return }
+      this.contentLengthValue(n)
       if (this.error !== undefined) return
     }
   }
@@ -244,6 +271,7 @@ class Framing {
       case 'connection': this.connectionField(value); break
       case 'upgrade': this.hasUpgrade = true; break
       case 'expect': if (value.toLowerCase() === '100-continue') this.expectContinue = true; break
+      case 'host': this.hostValue ??= value; break
     }
   }
   /** A framing field `name` with its value in raw[from, to): the usual values are read from the bytes. */
@@ -261,15 +289,22 @@ class Framing {
       case 'transfer-encoding':
         if (this.codings === '' && valueIs(raw, from, to, 'chunked')) { this.codings = 'chunked'; return }
         break
+      case 'host':
+        if (this.hostFrom < 0) { this.hostFrom = from; this.hostTo = to }
+        return
     }
     this.field(name, raw.toString('latin1', from, to).trim())
   }
 }
 
-/** A Content-Length value that is 1 to 15 digits between spaces and tabs, read from the bytes; else -1. */
+/**
+ * A Content-Length value that is digits between spaces and tabs, at most 15 of them after any leading
+ * zeros (node reads `0000000000000000` as 0), read from the bytes; else -1 (then read as a string).
+ */
 function plainLength(raw: Buffer, from: number, to: number): number {
   while (from < to && (raw[from] === SP || raw[from] === HT)) from++
   while (to > from && (raw[to - 1] === SP || raw[to - 1] === HT)) to--
+  while (to - from > 1 && raw[from] === 0x30) from++
   if (to === from || to - from > 15) return -1
   let n = 0
   for (let k = from; k < to; k++) {
@@ -327,6 +362,9 @@ class ParsedRequest implements RequestHead {
   #target: string | undefined = undefined
   #targetStart: number
   #targetEnd: number
+  #hostFrom: number
+  #hostTo: number
+  #host: string | undefined
   constructor(
     buf: Buffer, from: number, end: number, readonly startEnd: number, readonly fieldsEnd: number, fields: readonly HeaderField[] | undefined,
     readonly version: string, readonly chunked: boolean, readonly otherCoding: boolean, readonly contentLength: number, f: Framing,
@@ -340,6 +378,17 @@ class ParsedRequest implements RequestHead {
     this.#connection = connectionBits(f)
     this.#targetStart = targetStart
     this.#targetEnd = targetEnd
+    this.#hostFrom = f.hostFrom
+    this.#hostTo = f.hostTo
+    this.#host = f.hostValue
+  }
+  /** Read from the bytes on first use. */
+  get host(): string | undefined {
+    if (this.#host === undefined && this.#hostFrom >= 0) {
+      this.#host = this.#buf.toString('latin1', this.#hostFrom, this.#hostTo).trim()
+      this.#hostFrom = -1
+    }
+    return this.#host
   }
   get raw(): Buffer { return this.#raw ??= slice(this.#buf, this.#from, this.#end) }
   /** Built on first use: framing reads only the fields it needs. */
@@ -403,7 +452,6 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
   let fields: HeaderField[] | undefined
   let fieldsEnd = n
   let end = n
-  let lines = 0
   // One pass over the field bytes: names are compared in place, values read only for the framing fields.
   // A folded line (obs-fold) continues a value: then the fields are parsed whole, as strings.
   let pos = startEnd
@@ -419,24 +467,22 @@ function scanHead(buf: Buffer, from: number, kind: 'request' | 'response', whole
     if (lf < 0 || lf >= n) return whole ? 'head without an empty line' : null
     const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf
     if (lineEnd === pos) { fieldsEnd = pos; end = lf + 1; break }
-    if (++lines > MAX_HEADER_FIELDS && !whole) return null
     // Framing reads five fields: a line may be one of them only if it starts with one of their initials.
     switch (first | 0x20) {
       case 0x63: if (!framingField(f, buf, pos, lineEnd, 'content-length')) framingField(f, buf, pos, lineEnd, 'connection'); break
       case 0x74: framingField(f, buf, pos, lineEnd, 'transfer-encoding'); break
       case 0x75: framingField(f, buf, pos, lineEnd, 'upgrade'); break
       case 0x65: framingField(f, buf, pos, lineEnd, 'expect'); break
+      case 0x68: if (f.hostFrom < 0) framingField(f, buf, pos, lineEnd, 'host'); break
     }
     pos = lf + 1
   }
   if (fields !== undefined) {
     fieldsEnd = fieldsEndOf(fields, buf, startEnd)
     if (fieldsEnd < 0) return 'head without an empty line'
-    lines = fields.length
     f.reset()                                                    // again, over the folded values
     for (const field of fields) f.field(field.lower, field.value)
   }
-  if (lines > MAX_HEADER_FIELDS) return whole ? 'too many header fields' : null
   if (f.error !== undefined) return whole ? f.error : null
   if (!whole && fieldsEnd - from > MAX_HEAD_BYTES) return null
 
@@ -516,7 +562,6 @@ export class Framer {
   #partsLen = 0
   #lineLen = 0
   #prev = 0
-  #lines = 0
   #first = true
   #startChecked = false
   #method = 0         // request line: 0 in the method, 1 past it
@@ -606,6 +651,16 @@ export class Framer {
     for (const c of held) this.write(c)
   }
 
+  /**
+   * Between messages (from a handler's `end`): nothing more is framed or handed on, whatever comes. For
+   * what follows a message that ended the connection, which the peer must not process (RFC 9112 §9.6).
+   */
+  discard(): void {
+    this.#st = St.Done
+    this.#afterMessage = St.Done
+    this.#rawAfterMessage = false
+  }
+
   /** From the next message boundary on (now, if between messages), everything is raw. */
   tunnel(): void {
     if (this.#st === St.Raw || this.#st === St.Done) return
@@ -635,7 +690,6 @@ export class Framer {
     this.#st = St.Head
     this.#lineLen = 0
     this.#prev = 0
-    this.#lines = 0
     this.#first = true
     this.#startChecked = false
     this.#method = 0
@@ -690,7 +744,6 @@ export class Framer {
       this.#prev = LF
       j = lf + 1
       if (len === 0 || (len === 1 && cr)) return this.#headDone(chunk, start, j)
-      if (++this.#lines > MAX_HEADER_FIELDS + 1) return this.#fail('too many header fields', chunk, start)
       if (this.#partsLen + (j - start) > MAX_HEAD_BYTES) return this.#fail('head too large', chunk, start)
     }
     if (this.#partsLen + (n - start) > MAX_HEAD_BYTES) return this.#fail('head too large', chunk, start)
@@ -821,8 +874,9 @@ export class Framer {
           const c = chunk[i]!
           const h = HEX[c]!
           if (h >= 0) {
-            if (++this.#digits > 15) { this.#body(chunk, from, i); return this.#fail('chunk size too large', chunk, i) }
+            this.#digits++                                          // any number of leading zeros, as llhttp
             this.#size = this.#size * 16 + h
+            if (this.#size > MAX_LENGTH) { this.#body(chunk, from, i); return this.#fail('chunk size too large', chunk, i) }
             i++
           } else if (this.#digits === 0) {
             this.#body(chunk, from, i); return this.#fail('bad chunk size', chunk, i)

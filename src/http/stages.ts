@@ -25,8 +25,11 @@ export interface HttpLinkView {
   close(reason: string): void
   /** Count a hit of this fault on the request with this index (coquin_faults_applied_total, the journal). */
   applied(fault: Fault, request: number): void
-  /** The link can no longer be framed and is plain TCP from now on: count it, log it once. */
-  fallback(reason: string): void
+  /**
+   * A stream of the link cannot be framed (`reason`: the framer's words): count and record it once, and
+   * say what the proxy wants: `pass` the rest through unmatched, or `close` the link.
+   */
+  fallback(stream: 'upstream' | 'downstream', reason: string): HttpFallbackPolicy
   /** Optional, for the journal and metrics: one call per request whose response was sent (not per chunk). */
   exchanged?(e: HttpExchangeEvent): void
 }
@@ -48,12 +51,18 @@ export interface HttpExchangeEvent {
   readonly latencyMs: number
   /** Names of the faults that acted on it (empty if none). */
   readonly faults: readonly string[]
+  /** The request's Host field, if it has one. */
+  readonly host?: string
 }
 
 export interface HttpStageOptions {
   /** Honour x-coquin-fault-status / -delay / -abort request headers (the proxy's `header_faults`); read per request. */
   headerFaults?: boolean | (() => boolean)
 }
+
+/** What a proxy does with a link whose bytes cannot be framed as HTTP (its `http_fallback`). */
+export const HTTP_FALLBACK_POLICIES = ['pass', 'close'] as const
+export type HttpFallbackPolicy = (typeof HTTP_FALLBACK_POLICIES)[number]
 
 /** The request headers of caller-chosen faults (Envoy style). */
 export const HEADER_FAULT_PREFIX = 'x-coquin-fault-'
@@ -66,7 +75,7 @@ interface Plan {
   delayHead: number
   delayBody: number
   abort: { phase: 'before_response' | 'after_head' | 'after_bytes'; bytes: number; mode: 'rst' | 'fin'; fault: string } | null
-  close: { mode: 'fin' | 'rst'; announce: boolean; fault: string } | null
+  close: { mode: 'fin' | 'rst' | 'rst_on_reuse'; announce: boolean; fault: string } | null
   request: HeaderEdit | undefined
   response: HeaderEdit | undefined
 }
@@ -214,10 +223,13 @@ class ExchangeEvent implements HttpExchangeEvent {
   }
   get target(): string { return this.#head.target }
   get path(): string { return this.#path ??= pathOf(this.method, this.#head.target) }
+  /** Read from the fields only if the observer asks. */
+  get host(): string | undefined { return this.#head.host }
   toJSON(): HttpExchangeEvent {
+    const host = this.host
     return {
       index: this.index, method: this.method, path: this.path, target: this.target, status: this.status, source: this.source,
-      latencyMs: this.latencyMs, faults: this.faults,
+      latencyMs: this.latencyMs, faults: this.faults, ...(host !== undefined ? { host } : {}),
     }
   }
 }
@@ -240,6 +252,10 @@ class HttpLayer {
   #resp: Exchange | null = null
   #interim = false
   #status = 0
+  /** The response being passed on ends the connection (Connection: close, or HTTP/1.0 without keep-alive). */
+  #respCloses = false
+  /** The upstream sent FIN: a read-until-close response ends now, and nothing follows it. */
+  #downEnding = false
   #budget = -1
 
   /** Entry points for run(), made once (no closure per chunk). */
@@ -258,7 +274,7 @@ class HttpLayer {
   run(fn: () => void): void
   run<A>(fn: (a: A) => void, a: A): void
   run<A>(fn: (a?: A) => void, a?: A): void {
-    if (this.dead) return
+    if (this.dead) { if (fn === this.onUpEnd) this.reused(); return }
     this.#depth++
     try {
       fn(a)
@@ -273,7 +289,7 @@ class HttpLayer {
 
   /** A chunk from one side, for its framer: run() without a call through a closure, per chunk. */
   write(framer: Framer, chunk: Buffer): void {
-    if (this.dead) return
+    if (this.dead) { if (framer === this.up) this.reused(); return }
     this.#depth++
     try {
       framer.write(chunk)
@@ -307,11 +323,18 @@ class HttpLayer {
       if (ex?.synthetic && !ex.ready) this.#ready(ex)
       // coquin never switches protocols, and a declined upgrade leaves HTTP going on
       if (ex?.head.upgrade && (ex.synthetic || ex.declined)) this.up.proceed()
+      // After a request that ends the connection the server must not process more (RFC 9112 §9.6): what
+      // the client pipelines behind it is never answered by coquin. With an HTTP fault on the proxy it is
+      // not forwarded either (a lax server could act on it: a bypass); with none, it passes as it came.
+      else if (ex && !ex.head.keepAlive) {
+        if (this.#anyHttpFault()) this.up.discard()
+        else this.up.tunnel()
+      }
     },
     raw: b => this.upOut.write(b),
     rawAt: (b, from, to) => this.upOut.writeAt(b, from, to),
     error: reason => {
-      this.link.fallback(`request: ${reason}`)
+      if (this.link.fallback('upstream', reason) === 'close') { this.#closeUnframed(this.upOut); return }
       this.#upRaw = true
       if (this.#current?.synthetic && !this.#current.ready) this.#ready(this.#current)
       this.#current = null
@@ -344,6 +367,11 @@ class HttpLayer {
     if (plan.delayRequest > 0) this.upOut.delay(plan.delayRequest)
     if (plan.request) this.upOut.write(rewriteHead(req, plan.request))
     else this.upOut.writeAt(bytes, from, to)
+  }
+
+  #anyHttpFault(): boolean {
+    const hf = this.opts.headerFaults
+    return hf === true || (typeof hf === 'function' && hf()) || this.faults().some(f => f.behavior.request !== undefined)
   }
 
   /** When a request's head was read: only for the exchange events' latency, so not read if no one listens. */
@@ -437,8 +465,38 @@ class HttpLayer {
       return
     }
     e.write(s.body)
-    if (plan.close) e.act(this.#breaker(plan.close.mode, plan.close.fault))
+    if (plan.close) e.act(this.#closer(plan.close.mode, plan.close.fault))
     else if (ex.closeAfter) e.act(this.#breaker('fin', plan.respond!.fault))
+  }
+
+  /**
+   * `http_fallback: close`: nothing from the unframed point on is handed on (the framers stop now); what
+   * was already let through goes out first, then the link closes (FIN both ways).
+   */
+  #closeUnframed(out: Out): void {
+    this.up.stop()
+    this.down.stop()
+    out.act(this.#breaker('fin', 'http_unframed'))
+  }
+
+  /** After a response: close the link (fin, rst), or forget it until the client reuses it (rst_on_reuse). */
+  #closer(mode: 'rst' | 'fin' | 'rst_on_reuse', reason: string): () => void {
+    if (mode !== 'rst_on_reuse') return this.#breaker(mode, reason)
+    return () => {
+      this.destroy()                                          // nothing more either way, timers cancelled
+      this.#forgotten = reason
+    }
+  }
+
+  /** rst_on_reuse: the fault that forgot this link; its next bytes from the client reset both sides. */
+  #forgotten: string | null = null
+
+  /** A forgotten link's client wrote (or sent FIN): reset both sides, forward nothing. */
+  reused(): void {
+    const reason = this.#forgotten
+    if (reason === null) return
+    this.#forgotten = null
+    this.link.reset(reason)
   }
 
   #breaker(mode: 'rst' | 'fin', reason: string): () => void {
@@ -473,14 +531,20 @@ class HttpLayer {
       if (ex) this.#report(ex, this.#status, 'upstream')
       const plan = ex?.plan
       if (plan?.abort?.phase === 'after_bytes') return this.#abortResponse(plan.abort.mode, plan.abort.fault)  // a shorter body
-      if (plan?.close) this.downOut.act(this.#breaker(plan.close.mode, plan.close.fault))
+      if (plan?.close) this.downOut.act(this.#closer(plan.close.mode, plan.close.fault))
+      if (this.#respCloses || this.#downEnding) {
+        // The response ended the connection: nothing may be answered after it, by coquin either.
+        this.exchanges = []
+        this.down.tunnel()
+        return
+      }
       this.#pump()
     },
     raw: b => this.downOut.write(b),
     rawAt: (b, from, to) => this.downOut.writeAt(b, from, to),
     error: reason => {
       // Responses can no longer be paired: both ways are plain TCP; answers not yet sent are dropped.
-      this.link.fallback(`response: ${reason}`)
+      if (this.link.fallback('downstream', reason) === 'close') { this.#closeUnframed(this.downOut); return }
       this.exchanges = []
       this.#resp = null
       this.#budget = -1
@@ -495,6 +559,8 @@ class HttpLayer {
     if (this.#interim) { this.downOut.writeAt(bytes, from, to); return }
     this.#resp = ex ?? null
     this.#status = res.status
+    const conn = res.connection
+    this.#respCloses = conn.close || (res.version === '1.0' && !conn.keepAlive)
     this.#budget = -1
     const plan = ex?.plan
     if (plan) {
@@ -540,6 +606,7 @@ class HttpLayer {
   }
 
   downEnd(): void {
+    this.#downEnding = true
     this.down.end()                                           // a read-until-close response ends here
     this.exchanges = []                                       // no response will come for the rest
     this.downOut.end()

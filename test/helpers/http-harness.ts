@@ -27,6 +27,8 @@ export function makeFault(spec: FaultSpec): Fault {
 export interface HarnessOptions {
   faults?: FaultSpec[]
   headerFaults?: boolean
+  /** What the link view answers when framing gives up (the proxy's http_fallback). */
+  httpFallback?: 'pass' | 'close'
   clock?: Clock
   seed?: number
 }
@@ -106,7 +108,10 @@ export async function httpProxy(t: T, upstreamPort: number, opts: HarnessOptions
         for (const s of [client, upstream]) { quiet(s); s.end(() => s.destroy()) }
       },
       applied(f) { h.applied.set(f.name, (h.applied.get(f.name) ?? 0) + 1) },
-      fallback(reason) { h.fallbacks.push(reason) },
+      fallback(stream, reason) {
+        h.fallbacks.push(`${stream === 'upstream' ? 'request' : 'response'}: ${reason}`)
+        return opts.httpFallback ?? 'pass'
+      },
     }
     const sink = (dst: net.Socket, src: () => net.Socket, stage: () => Stage): Sink => ({
       write: c => { if (!dst.destroyed && !dst.writableEnded) dst.write(c); check(src(), dst, stage()) },

@@ -101,3 +101,35 @@ t.test('match and count limit the closes', async t => {
   for (let i = 0; i < 5; i++) t.match((await d.send(get(`/bucket-a/${i}`)))?.toString(), /ok/, 'count: 1 — no more closes')
   t.equal(h.applied.get('once'), 1)
 })
+
+t.test('mode rst_on_reuse: the connection looks alive; the next request on it is reset, never forwarded', async t => {
+  const seen: string[] = []
+  const server = await httpServer(t, (req, res) => { seen.push(req.url!); req.resume(); req.on('end', () => res.end(`ok ${req.url}`)) })
+  const h = await httpProxy(t, server.port, { faults: [{ name: 'lb', type: 'http_close', attributes: { every: 1, mode: 'rst_on_reuse' } }] })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const first = await request(h.port, { agent, path: '/1' })
+  t.equal(first.body, 'ok /1')
+  t.equal(first.headers.connection, 'keep-alive', 'the response kept keep-alive: the pool keeps the socket')
+  await new Promise(r => setImmediate(r))                 // the agent takes the socket back after 'end'
+  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'no FIN, no reset: the socket waits in the pool')
+  t.same(h.ends, [], 'the link is still open')
+  // the reuse: the client writes its next request on the pooled socket
+  const err = await request(h.port, { agent, path: '/2' }).then(() => null, (e: NodeJS.ErrnoException) => e)
+  t.equal(err?.code, 'ECONNRESET', 'the request on the reused connection fails with a reset')
+  t.same(h.ends, ['reset:http_close'])
+  t.same(seen, ['/1'], 'the request on the forgotten connection never reached the upstream')
+  // a client that retries on a fresh connection gets its answer (and its connection is forgotten in turn)
+  t.equal((await request(h.port, { agent, path: '/3' })).body, 'ok /3')
+  await until(() => h.ends.length === 1)
+})
+
+t.test('mode rst_on_reuse: a client FIN on the forgotten connection is answered with a reset too', async t => {
+  const server = await upstream(t)
+  const h = await httpProxy(t, server.port, { faults: [{ type: 'http_close', attributes: { mode: 'rst_on_reuse' } }] })
+  const c = await rawClient(t, h.port)
+  t.match((await c.send(get('/1')))?.toString(), /ok \/1$/)
+  c.socket.end()
+  await until(() => h.ends.length === 1)
+  t.same(h.ends, ['reset:http_close'])
+})

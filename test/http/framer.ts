@@ -197,8 +197,16 @@ t.test('what cannot be framed falls back once, and no byte is lost', async t => 
   const rb = frame('request', splits(big, seededRandom(3), 5000))
   t.equal(rb.bytes.length, big.length)
   t.match(rb.ev[0], { e: 'error', reason: 'head too large' })
-  const many = b(`GET / HTTP/1.1\r\n${'X: y\r\n'.repeat(1200)}\r\n`)
-  t.match(frame('request', [many]).ev[0], { e: 'error', reason: 'too many header fields' })
+  // as many fields as fit in the head: node:http counts bytes, not fields (issue 17: 1,001 fields bypassed faults)
+  const many = b(`GET / HTTP/1.1\r\n${'X: y\r\n'.repeat(5000)}\r\n`)
+  t.same(frame('request', [many]).ev.map(e => e.e), ['head', 'end'], '5,000 fields: one head')
+  t.same(frame('request', splits(many, seededRandom(4), 700)).ev.map(e => e.e), ['head', 'end'], 'the same, in pieces')
+  // lengths with leading zeros, as llhttp reads them
+  const zeros = frame('request', [b('POST / HTTP/1.1\r\nContent-Length: 0000000000000000003\r\n\r\nabcGET / HTTP/1.1\r\n\r\n')])
+  t.same(zeros.ev.map(e => e.e), ['head', 'body', 'end', 'head', 'end'], 'Content-Length 0…03 is 3')
+  const chunkZeros = frame('request', [b('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000000003\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n')])
+  t.same(chunkZeros.ev.map(e => e.e).filter(e => e !== 'body'), ['head', 'end', 'head', 'end'], 'chunk size 0…03 is 3')
+  t.match(frame('request', [b('POST / HTTP/1.1\r\nContent-Length: 99999999999999999\r\n\r\n')]).ev[0], { e: 'error', reason: 'content-length too large' })
   // a malformed field line does not stop framing: it is kept and ignored
   const odd = 'GET / HTTP/1.1\r\nHost: x\r\nthis line has no colon\r\n\r\n'
   const ro = frame('request', [b(odd)])

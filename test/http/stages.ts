@@ -33,7 +33,7 @@ function run(faults: FaultSpec[], chunksUp: Buffer[], chunksDown: (forwarded: st
   const link: HttpLinkView = {
     id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock, random: seededRandom(5),
     reset: r => { events.push(`reset:${r}`) }, close: r => { events.push(`close:${r}`) },
-    applied: f => { events.push(`hit:${f.name}`) }, fallback: r => { events.push(`fallback:${r}`) },
+    applied: f => { events.push(`hit:${f.name}`) }, fallback: (s, r) => { events.push(`fallback:${s === 'upstream' ? 'request' : 'response'}: ${r}`); return 'pass' },
     exchanged: e => { exchanges.push(`${e.index} ${e.method} ${e.target} ${e.status} ${e.source} ${e.faults.join('+')}`.trim()) },
   }
   let upEnded = false
@@ -133,7 +133,7 @@ t.test('an exchange event reads its target and path when asked, and serializes w
   const events: HttpExchangeEvent[] = []
   const link: HttpLinkView = {
     id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock: new ManualClock(), random: seededRandom(5),
-    reset() {}, close() {}, applied() {}, fallback() {}, exchanged: e => { events.push(e) },
+    reset() {}, close() {}, applied() {}, fallback: () => 'pass', exchanged: e => { events.push(e) },
   }
   const down: Buffer[] = []
   const stages = createHttpStages(link, () => [], {
@@ -146,6 +146,7 @@ t.test('an exchange event reads its target and path when asked, and serializes w
   stages.downstream.write(Buffer.concat([res, res]).subarray(res.length))
   t.same(events.map(e => [e.method, e.target, e.path, e.status]), [['GET', '/a/b?x=1', '/a/b', 200], ['GET', 'http://h/c', '/c', 200]])
   t.same(JSON.parse(JSON.stringify(events[0])), {
-    index: 0, method: 'GET', path: '/a/b', target: '/a/b?x=1', status: 200, source: 'upstream', latencyMs: 0, faults: [],
+    index: 0, method: 'GET', path: '/a/b', target: '/a/b?x=1', status: 200, source: 'upstream', latencyMs: 0, faults: [], host: 'x',
   })
+  t.equal(events[1]!.host, 'h', 'the Host field, read when asked')
 })
