@@ -2,7 +2,8 @@
 // certificate or a throwaway self-signed one, and/or originate TLS to the upstream. The link in
 // between is the same as ever: one upstream connection per client connection, bytes in the clear.
 import { X509Certificate } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
 import path from 'node:path'
 import tls from 'node:tls'
 import type net from 'node:net'
@@ -73,13 +74,45 @@ export function checkTlsSpec(value: unknown, where = ''): TlsSpec | undefined {
 
 const isPem = (s: string) => s.includes('-----BEGIN ')
 
-/** Reads a PEM given inline or as a file (relative paths against `baseDir`). */
-function pem(field: string, value: string, baseDir: string): string {
+/** A PEM file coquin reads: at most this large. */
+export const MAX_PEM_BYTES = 1024 * 1024
+/** And read within this long (a file on a hung network mount must not hold an API call forever). */
+const PEM_READ_TIMEOUT_MS = 5_000
+
+/**
+ * Reads a PEM given inline or as a file (relative paths against `baseDir`). Files are read without
+ * blocking the event loop and only if they are regular files (a FIFO or a device would block forever),
+ * of at most MAX_PEM_BYTES, holding PEM. Every failure has the same words, so that an API client cannot
+ * probe which paths exist on coquin's machine; the cause is kept on the error (`cause`) for the logs.
+ */
+async function pem(field: string, value: string, baseDir: string): Promise<string> {
   if (isPem(value)) return value
+  const refuse = (cause: unknown): never => {
+    throw new InvalidRequestError(`tls.${field}: ${value} is not a readable PEM file (a regular file of at most 1 MiB)`).because(cause)
+  }
+  let timer: NodeJS.Timeout | undefined
   try {
-    return readFileSync(path.resolve(baseDir, value), 'utf8')
+    const read = readRegularFile(path.resolve(baseDir, value), MAX_PEM_BYTES)
+    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('read timed out')), PEM_READ_TIMEOUT_MS) })
+    const text = await Promise.race([read, timeout])
+    return isPem(text) ? text : refuse(new Error('no PEM block'))
   } catch (err) {
-    throw new InvalidRequestError(`tls.${field}: cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`).because(err)
+    return refuse(err)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A regular file's text, opened without blocking (O_NONBLOCK: a FIFO's open would wait for a writer). */
+export async function readRegularFile(file: string, maxBytes: number): Promise<string> {
+  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw new Error('not a regular file')
+    if (st.size > maxBytes) throw new Error(`larger than ${maxBytes} bytes`)
+    return await fh.readFile({ encoding: 'utf8' })
+  } finally {
+    await fh.close()
   }
 }
 
@@ -88,7 +121,7 @@ export async function loadTls(spec: TlsSpec, baseDir = process.cwd()): Promise<P
   let listen: ProxyTls['listen']
   if (spec.listen) {
     const pair = spec.listen.cert && spec.listen.key
-      ? { cert: pem('listen.cert', spec.listen.cert, baseDir), key: pem('listen.key', spec.listen.key, baseDir) }
+      ? { cert: await pem('listen.cert', spec.listen.cert, baseDir), key: await pem('listen.key', spec.listen.key, baseDir) }
       : await throwawayCertificate()
     let context: tls.SecureContext
     try {
@@ -100,7 +133,7 @@ export async function loadTls(spec: TlsSpec, baseDir = process.cwd()): Promise<P
   }
   let upstream: ProxyTls['upstream']
   if (spec.upstream) {
-    const ca = spec.upstream.ca === undefined ? undefined : pem('upstream.ca', spec.upstream.ca, baseDir)
+    const ca = spec.upstream.ca === undefined ? undefined : await pem('upstream.ca', spec.upstream.ca, baseDir)
     if (ca !== undefined) {
       try { tls.createSecureContext({ ca }) } catch (err) {
         throw new InvalidRequestError(`tls.upstream.ca: not a certificate: ${(err as Error).message}`).because(err)

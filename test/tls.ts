@@ -297,7 +297,7 @@ t.test('API-shaped specs: bad tls fields are 400s with a message, nothing is cre
   const bad: [unknown, RegExp][] = [
     ['yes', /tls must be an object/],
     [{ listen: { cert: 'x' } }, /needs both cert and key/],
-    [{ listen: { cert: '/nonexistent/c.pem', key: '/nonexistent/k.pem' } }, /tls\.listen\.cert: cannot read \/nonexistent\/c\.pem: ENOENT/],
+    [{ listen: { cert: '/nonexistent/c.pem', key: '/nonexistent/k.pem' } }, /tls\.listen\.cert: \/nonexistent\/c\.pem is not a readable PEM file/],
     [{ listen: { cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', key: cert.key } }, /tls\.listen: bad certificate or key/],
     [{ upstream: { insecure: 'no' } }, /tls\.upstream\.insecure must be a boolean/],
     [{ upstream: { verify: true } }, /unknown field verify/],
@@ -340,7 +340,7 @@ t.test('control API: a proxy with tls is created by POST /proxies, and GET /prox
   t.match(none.json, { error: /does not terminate TLS/ })
   const bad = await api.call('POST', '/proxies', { name: 'bad', upstream: `127.0.0.1:${echo.port}`, tls: { listen: { cert: 'missing.pem', key: 'missing.pem' } } })
   t.equal(bad.status, 400)
-  t.match(bad.json, { error: /tls\.listen\.cert: cannot read missing\.pem: ENOENT/ })
+  t.match(bad.json, { error: /tls\.listen\.cert: missing\.pem is not a readable PEM file/ })
 })
 
 t.test('typed client: create a TLS proxy and fetch the certificate to trust', async t => {
@@ -380,4 +380,28 @@ t.test('curl: HTTPS through coquin terminating TLS with a `coquin cert` certific
     child.on('close', code => resolve({ code, out }))
   })
   t.same(res, { code: 0, out: 'hello' }, 'curl verified the certificate and got the upstream\'s answer')
+})
+
+t.test('a certificate path that would block (a FIFO) or probe the server: a quick 400, the same words, the API keeps answering', async t => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'coquin-fifo-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const fifo = path.join(dir, 'cert.fifo')
+  const made = spawnSync('mkfifo', [fifo])
+  const notPem = path.join(dir, 'notes.txt')
+  writeFileSync(notPem, 'hello')
+  const api = await withApi(t)
+  const create = (cert: string) => api.call('POST', '/proxies', { name: 'x', upstream: '127.0.0.1:1', tls: { listen: { cert, key: cert } } })
+  if (made.status === 0) {
+    const pending = create(fifo)
+    const health = await within(api.call('GET', '/healthz'), 2000, 'healthz while the FIFO is being read')
+    t.equal(health.status, 200, 'the event loop is free while a FIFO path is looked at')
+    const r = await within(pending, 2000, 'the answer for a FIFO path')
+    t.equal(r.status, 400)
+    t.match(r.json, { error: `tls.listen.cert: ${fifo} is not a readable PEM file (a regular file of at most 1 MiB)` })
+  } else t.comment('mkfifo is not available: the FIFO case is skipped')
+  const words = async (p: string) => ((await create(p)).json as { error: string }).error.replace(p, 'PATH')
+  const missing = await words(path.join(dir, 'missing.pem'))
+  t.equal(await words(notPem), missing, 'an existing file that is not PEM reads like a missing one')
+  t.equal(await words(dir), missing, 'so does a directory')
+  t.equal(api.registry.proxies.size, 0)
 })
