@@ -3,7 +3,8 @@
 // node ranges to file:line:column and a field path, before one ConfigInvalidError. The checked
 // config has its defaults filled in and is deeply frozen. applyConfig brings a registry to it.
 import { accessSync, constants } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
+import { FileReadError, readRegularFile } from './files.js'
 import path from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
@@ -11,7 +12,7 @@ import type { Behavior } from './behavior.js'
 import { attributeSchema, type FaultStream } from './fault.js'
 import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
-import { parseAddress } from './proxy.js'
+import { parseAddress, PROXY_NAME, PROXY_NAME_RULE } from './proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
 import type { TlsSpec } from './tls.js'
 import { ConfigInvalidError, ConfigReadError, type CoquinError } from './errors.js'
@@ -118,7 +119,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
         additionalProperties: false,
         required: ['name', 'listen', 'upstream'],
         properties: {
-          name: { type: 'string', minLength: 1, description: 'unique name, used by the control API' },
+          name: { type: 'string', minLength: 1, pattern: PROXY_NAME.source, description: `unique name, used in the control API's URLs (${PROXY_NAME_RULE})` },
           listen: address('where the proxy listens (port 0: any free port)'),
           upstream: address('where it forwards each connection'),
           enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
@@ -427,11 +428,16 @@ function deepFreeze<T>(v: T): T {
   return v
 }
 
+/** Issues a message lists at most; the error's `issues` holds them all. */
+export const MAX_ISSUES_SHOWN = 20
+
 /** Throws one error (ConfigInvalidError unless told) listing every issue, `file:line:column: field: problem` each. */
 export function fail(issues: Issue[], E: new (detail: string) => CoquinError = ConfigInvalidError): never {
   const sorted = issues.sort((a, b) => a.offset - b.offset).map(({ offset: _, ...i }) => i)
   const where = (i: ConfigIssue) => (i.line > 0 ? `${i.file}:${i.line}:${i.column}` : i.file)
-  const err = new E(sorted.map(i => `${where(i)}: ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n'))
+  const shown = sorted.slice(0, MAX_ISSUES_SHOWN).map(i => `${where(i)}: ${i.path ? `${i.path}: ` : ''}${i.message}`)
+  if (sorted.length > MAX_ISSUES_SHOWN) shown.push(`${where(sorted[MAX_ISSUES_SHOWN]!)}: and ${sorted.length - MAX_ISSUES_SHOWN} more issues from here on`)
+  const err = new E(shown.join('\n'))
   throw Object.assign(err, { issues: sorted })
 }
 
@@ -494,18 +500,37 @@ export function valueLocator(label: string, value: unknown): Locator {
  * in its message (one `file:line:column: field: problem` per line) and in `err.issues`.
  */
 export async function loadConfig(file: string, behaviors: readonly Behavior[]): Promise<Config> {
+  return parseConfig(file, await readConfigText(file), behaviors)
+}
+
+/** A config file is read only if it is a regular file of at most this size (a few thousand proxies fit in 1 MiB). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+/** A config or scenario file's text: a regular file, at most MAX_CONFIG_BYTES, text. Throws ConfigReadError. */
+export async function readConfigText(file: string): Promise<string> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = await readRegularFile(file, MAX_CONFIG_BYTES)
   } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    const reason = e.code === 'ENOENT' ? 'no such file'
-      : e.code === 'EACCES' ? 'permission denied'
-      : e.code === 'EISDIR' ? 'is a directory'
-      : e.message
+    const code = err instanceof FileReadError ? err.code : ''
+    const reason = code === 'ENOENT' ? 'no such file'
+      : code === 'EACCES' ? 'permission denied'
+      : code === 'EISDIR' ? 'is a directory'
+      : code === 'not_regular' ? 'not a regular file'
+      : code === 'too_large' ? `too large (${(err as Error).message}; the limit is ${MAX_CONFIG_BYTES / 1024 / 1024} MiB)`
+      : (err as Error).message
     throw new ConfigReadError(file, reason).because(err)
   }
-  return parseConfig(file, text, behaviors)
+  const binary = binaryAt(text)
+  if (binary >= 0) throw new ConfigReadError(file, `not a text file (a NUL or invalid UTF-8 at character ${binary})`)
+  return text
+}
+
+/** Where text read as UTF-8 shows it was not text: a NUL or a replacement character; -1 if nowhere. */
+function binaryAt(text: string): number {
+  const nul = text.indexOf('\0')
+  const bad = text.indexOf('\uFFFD')
+  return nul < 0 ? bad : bad < 0 ? nul : Math.min(nul, bad)
 }
 
 /** loadConfig on text already read; `file` is only used in messages. */

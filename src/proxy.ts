@@ -39,6 +39,13 @@ export function formatAddress({ host, port }: HostPort): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
+/**
+ * A proxy name must come back whole from `/proxies/{name}` through any client: not `.` or `..` (which
+ * URL normalisation removes), and no `/ ? # % \` or control characters.
+ */
+export const PROXY_NAME = /^(?!\.\.?$)[^/?#%\\\x00-\x1f\x7f]+$/
+export const PROXY_NAME_RULE = 'not . or .., and no / ? # % \\ or control characters'
+
 export interface ProxyOptions {
   name: string
   listen: string

@@ -5,7 +5,7 @@ import { realClock, type Clock } from './clock.js'
 import { Catalog, Fault, parseToxicity, type FaultSpec } from './fault.js'
 import { silentLogger, throttledLog, type Logger, type ThrottledLog } from './log.js'
 import { nullObserver, type Observer } from './observer.js'
-import { Proxy } from './proxy.js'
+import { PROXY_NAME, PROXY_NAME_RULE, Proxy } from './proxy.js'
 import { hashString, randomSeed, seededRandom } from './random.js'
 import { Partitions } from './partition.js'
 import { Scenarios } from './scenario.js'
@@ -93,6 +93,9 @@ export class Registry {
   check(spec: ProxySpec, where = ''): CheckedProxy {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidRequestError(`proxy must be an object${where}`)
     if (typeof spec.name !== 'string' || spec.name === '') throw new InvalidRequestError(`missing required field: name${where}`)
+    if (!PROXY_NAME.test(spec.name)) {
+      throw new InvalidRequestError(`proxy name ${JSON.stringify(spec.name)} cannot be used in a URL path (${PROXY_NAME_RULE})${where}`)
+    }
     if (typeof spec.upstream !== 'string' || spec.upstream === '') throw new InvalidRequestError(`missing required field: upstream${where}`)
     const listen = spec.listen === undefined || spec.listen === null || spec.listen === '' ? '127.0.0.1:0' : spec.listen
     if (typeof listen !== 'string') throw new InvalidRequestError(`listen must be a string${where}`)

@@ -20,12 +20,11 @@
 //       toxic: { proxy: api, remove: slow }
 //     - after: { step: 5, delay: 1s }   # instead of `at`: 1 s after step 5 (or a step's `name`) ran
 //       proxy: { name: api, enabled: true }
-import { readFile } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { Behavior } from './behavior.js'
 import type { Timer } from './clock.js'
-import { checkWith, configSchema, Locator, readYaml, same, valueLocator, type Issue } from './config.js'
+import { checkWith, configSchema, Locator, readConfigText, readYaml, same, valueLocator, type Issue } from './config.js'
 import type { FaultStream } from './fault.js'
 import { formatTime, MAX_TIME_MS, parseTime, partitionProblems, timeSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import type { Registry } from './registry.js'
@@ -337,14 +336,7 @@ export function checkScenario(value: unknown, behaviors: readonly Behavior[], la
 
 /** Reads and checks a scenario file; ConfigReadError if it cannot be read. */
 export async function loadScenario(file: string, behaviors: readonly Behavior[]): Promise<Scenario> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    throw new ConfigReadError(file, e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message).because(err)
-  }
-  return parseScenario(file, text, behaviors)
+  return parseScenario(file, await readConfigText(file), behaviors)
 }
 
 /**

@@ -1,11 +1,12 @@
 // A whole coquin: the proxy registry, the control API, metrics, logs, an optional config (watched
 // and re-applied live) and the demo upstreams. `coquin serve` and embedded test suites start this.
 import { watch, type FSWatcher } from 'node:fs'
+import path from 'node:path'
 import type { Behavior } from './behavior.js'
 import type { Clock } from './clock.js'
 import { builtins } from '../behaviors/index.js'
 import { startApi } from './api.js'
-import { applyConfig, loadConfig, type Config } from './config.js'
+import { applyConfig, parseConfig, readConfigText, type Config } from './config.js'
 import { startDemo, type Demo } from './demo.js'
 import { silentLogger, throttledLog, type Logger } from './log.js'
 import { Journal } from './journal.js'
@@ -56,7 +57,8 @@ export interface CoquinServer {
 export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer> {
   const log = opts.log ?? silentLogger
   const behaviors = opts.behaviors ?? builtins
-  const config = opts.config ? await loadConfig(opts.config, behaviors) : undefined
+  const configText = opts.config ? await readConfigText(opts.config) : undefined
+  const config = opts.config ? parseConfig(opts.config, configText!, behaviors) : undefined
   const seed = opts.seed ?? config?.settings.seed
   let registry: Registry | undefined
   const metrics = createMetrics({ coquin: () => registry?.proxies.values() ?? [], process: true })
@@ -98,28 +100,48 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
     }
     throw err
   }
-  if (opts.watch && opts.config) watcher = watchConfig(opts.config, reg, behaviors, log)
+  if (opts.watch && opts.config) watcher = watchConfig(opts.config, configText!, reg, behaviors, log)
   log.info({ url: api.url, proxies: reg.proxies.size, seed: reg.seed, version }, 'coquin started')
   return { registry: reg, journal, url: api.url, port: new URL(api.url).port ? Number(new URL(api.url).port) : 80, ...(config ? { config } : {}), close }
 }
 
-/** Re-applies the config file on change; a broken file is rejected with its error, the running state kept. */
-function watchConfig(file: string, registry: Registry, behaviors: readonly Behavior[], log: Logger): FSWatcher {
+/**
+ * Re-applies the config file when what its path names changes; a broken file is rejected with its error,
+ * the running state kept. It watches the file's folder, not the file: editors and Kubernetes replace a
+ * file by renaming another over it (a ConfigMap swaps a symlinked folder), and a watch on the file itself
+ * would follow the old one, deleted, and miss every later change. Any change in the folder is looked at
+ * (after 100 ms of quiet); the file is re-applied when its text differs from the last applied.
+ */
+function watchConfig(file: string, loaded: string, registry: Registry, behaviors: readonly Behavior[], log: Logger): FSWatcher {
   let timer: NodeJS.Timeout | undefined
   let running = Promise.resolve()
+  let applied = loaded
+  let missing = false
   const reload = () => {
     running = running.then(async () => {
+      let text: string
       try {
-        const config = await loadConfig(file, behaviors)
-        await applyConfig(registry, config)
+        text = await readConfigText(file)
+      } catch (err) {
+        const gone = (err as { cause?: { code?: string } }).cause?.code === 'ENOENT'
+        if (gone && missing) return
+        missing = gone
+        log.warn({ file, err: (err as Error).message }, gone ? 'config file missing: the running config is kept' : 'config reload rejected')
+        return
+      }
+      missing = false
+      if (text === applied) return
+      try {
+        await applyConfig(registry, parseConfig(file, text, behaviors))
+        applied = text
         log.info({ file }, 'config reloaded')
       } catch (err) {
         log.warn({ file, err: (err as Error).message }, 'config reload rejected')
       }
     })
   }
-  return watch(file, () => {
+  return watch(path.dirname(path.resolve(file)), () => {
     clearTimeout(timer)
     timer = setTimeout(reload, 100)
-  }).on('close', () => clearTimeout(timer))
+  }).on('close', () => clearTimeout(timer)).on('error', err => log.warn({ file, err: err.message }, 'config watch failed'))
 }

@@ -2,8 +2,7 @@
 // certificate or a throwaway self-signed one, and/or originate TLS to the upstream. The link in
 // between is the same as ever: one upstream connection per client connection, bytes in the clear.
 import { X509Certificate } from 'node:crypto'
-import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { readRegularFile } from './files.js'
 import path from 'node:path'
 import tls from 'node:tls'
 import type net from 'node:net'
@@ -103,18 +102,6 @@ async function pem(field: string, value: string, baseDir: string): Promise<strin
   }
 }
 
-/** A regular file's text, opened without blocking (O_NONBLOCK: a FIFO's open would wait for a writer). */
-export async function readRegularFile(file: string, maxBytes: number): Promise<string> {
-  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK)
-  try {
-    const st = await fh.stat()
-    if (!st.isFile()) throw new Error('not a regular file')
-    if (st.size > maxBytes) throw new Error(`larger than ${maxBytes} bytes`)
-    return await fh.readFile({ encoding: 'utf8' })
-  } finally {
-    await fh.close()
-  }
-}
 
 /** Reads the files and builds the contexts; a missing or bad certificate is a 400, at creation time. */
 export async function loadTls(spec: TlsSpec, baseDir = process.cwd()): Promise<ProxyTls> {

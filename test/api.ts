@@ -702,3 +702,21 @@ t.test('fuzz: random methods, paths and bodies never crash, leak or 500 unexpect
   await ask('POST', '/reset')
   t.same(registry.get('keep').faults, [], 'reset reaches the survivor')
 })
+
+t.test('proxy names that cannot come back through a URL path are refused with a 400 (. .. / ? # % control)', async t => {
+  const api = await withApi(t)
+  for (const name of ['.', '..', 'a/b', 'a?b', 'a#b', '100%', 'tab\there', 'back\\slash']) {
+    const r = await api.call('POST', '/proxies', { name, upstream: '127.0.0.1:1' })
+    t.equal(r.status, 400, JSON.stringify(name))
+    t.match(r.json, { error: /cannot be used in a URL path/ })
+    const p = await api.call('POST', '/populate', [{ name, upstream: '127.0.0.1:1' }])
+    t.equal(p.status, 400, `populate ${JSON.stringify(name)}`)
+  }
+  for (const name of ['.hidden', 'a..b', 'redis-1_primary', 'naïve', 'with space']) {
+    const r = await api.call('POST', '/proxies', { name, upstream: '127.0.0.1:1' })
+    t.equal(r.status, 201, `${JSON.stringify(name)} is fine`)
+    const got = await api.call('GET', `/proxies/${encodeURIComponent(name)}`)
+    t.equal(got.status, 200, `${JSON.stringify(name)} comes back through the URL`)
+  }
+  t.equal(api.registry.proxies.size, 5)
+})

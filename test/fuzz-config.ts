@@ -15,7 +15,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { isScalar, LineCounter, parseDocument, stringify as yamlStringify } from 'yaml'
 import { builtins } from '../behaviors/index.js'
-import { applyConfig, formatPath, loadConfig, parseConfig, same, type Config, type ConfigIssue } from '../src/config.js'
+import { applyConfig, formatPath, loadConfig, MAX_ISSUES_SHOWN, parseConfig, same, type Config, type ConfigIssue } from '../src/config.js'
 import { CoquinError } from '../src/errors.js'
 import { registry as makeRegistry } from './helpers/net.js'
 
@@ -318,7 +318,10 @@ function checkError(file: string, err: unknown, c: Case): void {
     if (i.file !== file || !(i.line >= 1 && i.line <= lines + 1) || !(i.column >= 1)) throw new Error(`issue without a place in the text: ${JSON.stringify(i)}`)
   }
   const messageLines = err.message.split('\n')
-  if (messageLines.length !== issues.length || !messageLines.every((l, k) => l.startsWith(`${file}:${issues[k]!.line}:${issues[k]!.column}: `))) {
+  const shown = issues.slice(0, MAX_ISSUES_SHOWN)
+  const more = issues.length > shown.length ? 1 : 0
+  if (messageLines.length !== shown.length + more || !shown.every((i, k) => messageLines[k]!.startsWith(`${file}:${i.line}:${i.column}: `)) ||
+    (more === 1 && !/: and \d+ more issues from here on$/.test(messageLines.at(-1)!))) {
     throw new Error(`message lines do not each say file:line:column: ${err.message.slice(0, 500)}`)
   }
   if (c.expect && !issues.some(i => i.path === c.expect!.path && i.line === c.expect!.line)) {
