@@ -79,7 +79,7 @@ const notFound = (): Reply => text(404, '404 page not found')
 
 /** Toxiproxy's error body, `{"error":...,"status":...}` + newline; `code` is coquin's stable error code. */
 function errorReply(err: CoquinError, extra: Record<string, unknown> = {}): Reply {
-  const body = { error: err.message, status: err.statusCode, code: err.code, ...extra }
+  const body = { error: err.message, status: err.statusCode, code: err.code, ...(err.detail !== undefined ? { detail: err.detail } : {}), ...extra }
   return { status: err.statusCode, body: `${JSON.stringify(body)}\n`, type: JSON_TYPE }
 }
 

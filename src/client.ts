@@ -328,9 +328,10 @@ export class Coquin {
       try { data = JSON.parse(text) } catch { /* keep the text */ }
     }
     if (!res.ok) {
-      const e = (typeof data === 'object' && data !== null ? data : {}) as { error?: unknown; message?: unknown; title?: unknown; code?: unknown }
-      const message = [e.error, e.message, e.title].find(m => typeof m === 'string') as string | undefined
+      const e = (typeof data === 'object' && data !== null ? data : {}) as { error?: unknown; message?: unknown; title?: unknown; code?: unknown; detail?: unknown }
+      const said = [e.error, e.message, e.title].find(m => typeof m === 'string') as string | undefined
         ?? (typeof data === 'string' && data.trim() !== '' ? data.trim() : `HTTP ${res.status} ${res.statusText}`)
+      const message = typeof e.detail === 'string' ? `${said}: ${e.detail}` : said
       throw new CoquinApiError(message, res.status, typeof e.code === 'string' ? e.code : undefined, method, path)
     }
     return data as T

@@ -2,8 +2,11 @@
 // The README's Errors table lists each code; test/errors.ts keeps the two in sync.
 export class CoquinError extends Error {
   override name = 'CoquinError'
+  /** What exactly was wrong, beside a message that must stay Toxiproxy's word for word (`detail` in the API body). */
+  detail: string | undefined
   constructor(readonly code: string, message: string, readonly statusCode = 500) { super(message) }
   because(cause: unknown): this { this.cause = cause; return this }
+  withDetail(detail: string): this { this.detail = detail; return this }
 }
 
 const define = <A extends unknown[]>(code: string, status: number, format: (...a: A) => string) => {

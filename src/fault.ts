@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Type, type TObject } from '@sinclair/typebox'
 import { MAX_COUNT, type Behavior } from './behavior.js'
 import type { Random } from './random.js'
-import { InvalidAttributesError, InvalidStreamError, InvalidToxicTypeError, InvalidRequestError } from './errors.js'
+import { CoquinError, InvalidAttributesError, InvalidStreamError, InvalidToxicTypeError, InvalidRequestError } from './errors.js'
 
 export type FaultStream = 'upstream' | 'downstream' | 'both'
 
@@ -53,10 +53,15 @@ export class Catalog {
   }
   get(type: string): Behavior | undefined { return this.#byType.get(type)?.behavior }
 
+  #unknownType(type: unknown): CoquinError {
+    const what = type === undefined ? 'no type given' : `unknown type ${JSON.stringify(type)}`
+    return new InvalidToxicTypeError().withDetail(`${what}; the types are ${[...this.#byType.keys()].join(', ')} (see coquin types)`)
+  }
+
   /** Checks attributes (a fresh object, defaults filled in) or throws InvalidAttributesError. */
   attributes(type: string, attrs: unknown): Record<string, unknown> {
     const entry = this.#byType.get(type)
-    if (!entry) throw new InvalidToxicTypeError()
+    if (!entry) throw this.#unknownType(type)
     if (attrs === undefined || attrs === null) attrs = {}
     if (typeof attrs !== 'object' || Array.isArray(attrs)) throw new InvalidAttributesError('attributes must be an object')
     const copy = structuredClone(attrs) as Record<string, unknown>
@@ -70,7 +75,7 @@ export class Catalog {
   normalize(spec: FaultSpec): { name: string; type: string; stream: FaultStream; toxicity: number; attributes: Record<string, unknown> } {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new InvalidRequestError('toxic must be an object')
     const type = spec.type
-    if (typeof type !== 'string' || !this.#byType.has(type)) throw new InvalidToxicTypeError()
+    if (typeof type !== 'string' || !this.#byType.has(type)) throw this.#unknownType(type)
     const stream = parseStream(spec.stream)
     const toxicity = parseToxicity(spec.toxicity)
     if (spec.name !== undefined && spec.name !== null && (typeof spec.name !== 'string' || spec.name === '')) {

@@ -276,7 +276,7 @@ export class Proxy implements LinkOwner {
 
   fault(name: string): Fault {
     const f = this.faults.find(t => t.name === name)
-    if (!f) throw new ToxicNotFoundError()
+    if (!f) throw new ToxicNotFoundError().withDetail(`proxy ${JSON.stringify(this.name)} has no toxic named ${JSON.stringify(name)}`)
     return f
   }
 

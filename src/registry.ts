@@ -79,7 +79,7 @@ export class Registry {
 
   get(name: string): Proxy {
     const p = this.proxies.get(name)
-    if (!p) throw new ProxyNotFoundError()
+    if (!p) throw new ProxyNotFoundError().withDetail(`no proxy named ${JSON.stringify(name)}`)
     return p
   }
 

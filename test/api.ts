@@ -7,7 +7,8 @@ import { call, echoTime, LEVEL, portOf, withApi } from './helpers/api.js'
 import { seededRandom } from '../src/random.js'
 import type { Proxy } from '../src/proxy.js'
 
-const err = (status: number, error: string, code: string) => ({ error, status, code })
+/** Toxiproxy's body (`error`, `status`), coquin's stable `code`, and a `detail` naming what was missing where there is one. */
+const err = (status: number, error: string, code: string, detail?: string) => ({ error, status, code, ...(detail !== undefined ? { detail } : {}) })
 
 t.test('GET /proxies is an object keyed by name; every response carries a request id', async t => {
   const { call } = await withApi(t)
@@ -268,7 +269,7 @@ t.test('POST/PATCH /proxies/{name}: partial updates merge; enabled:false refuses
   r = await call('POST', '/proxies/p', '{oops')
   t.match([r.status, r.json.error], [400, /^bad request body: /])
   r = await call('PATCH', '/proxies/nope', { enabled: false })
-  t.same(r.json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND'))
+  t.same(r.json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND', 'no proxy named "nope"'))
   r = await call('POST', '/proxies/nope', '{oops')
   t.equal(r.status, 404, '404 before the body is looked at')
   t.same((await call('GET', '/proxies/p')).json.enabled, true)
@@ -308,7 +309,7 @@ t.test('DELETE /proxies/{name}: 204, the port is released, then 404', async t =>
   await within(closed, 5000, 'connection closed')
   await t.rejects(connect(t, portOf(made.listen)), { code: 'ECONNREFUSED' })
   t.equal(registry.proxies.size, 0)
-  t.same((await call('DELETE', '/proxies/p')).json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND'))
+  t.same((await call('DELETE', '/proxies/p')).json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND', 'no proxy named "p"'))
   t.equal((await call('GET', '/proxies/p/toxics')).status, 404)
 })
 
@@ -350,9 +351,9 @@ t.test('toxics: create (200), list, get, duplicate, and every validation error',
   }
   t.equal((await call('GET', '/proxies/p/toxics')).json.length, 2, 'no failed create left anything')
   r = await call('POST', '/proxies/nope/toxics', '{bad')
-  t.same(r.json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND'), '404 before 400')
+  t.same(r.json, err(404, 'proxy not found', 'COQUIN_ERR_PROXY_NOT_FOUND', 'no proxy named "nope"'), '404 before 400')
   r = await call('GET', '/proxies/p/toxics/nope')
-  t.same(r.json, err(404, 'toxic not found', 'COQUIN_ERR_TOXIC_NOT_FOUND'))
+  t.same(r.json, err(404, 'toxic not found', 'COQUIN_ERR_TOXIC_NOT_FOUND', 'proxy "p" has no toxic named "nope"'))
   t.equal((await call('GET', '/proxies/nope/toxics/n')).json.error, 'proxy not found')
 })
 
@@ -389,7 +390,7 @@ t.test('toxic update merges attributes, ignores name/type/stream; DELETE 204', a
 
   r = await call('DELETE', '/proxies/p/toxics/l')
   t.same([r.status, r.text], [204, ''])
-  t.same((await call('DELETE', '/proxies/p/toxics/l')).json, err(404, 'toxic not found', 'COQUIN_ERR_TOXIC_NOT_FOUND'))
+  t.same((await call('DELETE', '/proxies/p/toxics/l')).json, err(404, 'toxic not found', 'COQUIN_ERR_TOXIC_NOT_FOUND', 'proxy "p" has no toxic named "l"'))
   t.same((await call('GET', '/proxies/p/toxics')).json, [])
 })
 

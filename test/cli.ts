@@ -127,7 +127,7 @@ t.test('node dist/src/cli.js against a running server', { skip: !existsSync(CLI)
   t.ok(json(t, before).echo)
   expectOk(t, after, '--control after the subcommand')
   t.ok(json(t, after).echo)
-  expectFail(t, missing, 'inspect a missing proxy', 'coquin: proxy not found\n')
+  expectFail(t, missing, 'inspect a missing proxy', 'coquin: proxy not found: no proxy named "missing"\n')
   expectFail(t, unreachable, 'unreachable control port', `coquin: cannot reach the control API at ${dead.COQUIN_URL}: ECONNREFUSED\n`)
 
   r = await cli(['toxic', 'update', 'echo', '-n', 'slow', '-a', 'latency=250', '--tox', '1'], env)
@@ -184,7 +184,7 @@ t.test('edge cases, in-process', async t => {
   t.ok(reg.get('p').faults.some(f => f.name === 'latency_downstream'))
   expectFail(t, await inProcess(['toxic', 'add', 'p', '-t', 'latency', '-n', 'bad', '-a', 'latency=-5'], env),
     'an attribute the server refuses', /^coquin: invalid attributes: latency/)
-  expectFail(t, await inProcess(['toxic', 'add', 'p', '-t', 'nope'], env), 'an unknown type', 'coquin: invalid toxic type\n')
+  expectFail(t, await inProcess(['toxic', 'add', 'p', '-t', 'nope'], env), 'an unknown type', /^coquin: invalid toxic type: unknown type "nope"; the types are latency, .*\(see coquin types\)\n$/)
   expectFail(t, await inProcess(['toxic', 'add', 'p', '-t', 'latency', '--upstream', '--both'], env),
     'two streams', 'coquin: give one of --upstream, --downstream, --both\n')
   expectFail(t, await inProcess(['toxic', 'add', 'p', '-t', 'latency', '-a', 'latency'], env),
@@ -198,7 +198,7 @@ t.test('edge cases, in-process', async t => {
   r = await inProcess(['toxic', 'update', 'p', '--toxicName', 'latency_upstream', '--toxicity', '0.25', '--json'], env)
   expectOk(t, r, 'toxiproxy-cli\'s long names: --toxicName, --toxicity')
   t.match(json(t, r), { name: 'latency_upstream', toxicity: 0.25 })
-  expectFail(t, await inProcess(['toxic', 'remove', 'p', '-n', 'nope'], env), 'remove a missing toxic', 'coquin: toxic not found\n')
+  expectFail(t, await inProcess(['toxic', 'remove', 'p', '-n', 'nope'], env), 'remove a missing toxic', 'coquin: toxic not found: proxy "p" has no toxic named "nope"\n')
 
   r = await inProcess(['inspect', 'p', '--json'], env)
   expectOk(t, r, 'inspect --json')
@@ -209,7 +209,7 @@ t.test('edge cases, in-process', async t => {
   expectOk(t, r, 'toggle a disabled proxy')
   t.equal(json(t, r).enabled, true)
   t.equal(reg.get('p').enabled, true)
-  expectFail(t, await inProcess(['delete', 'nope'], env), 'delete a missing proxy', 'coquin: proxy not found\n')
+  expectFail(t, await inProcess(['delete', 'nope'], env), 'delete a missing proxy', 'coquin: proxy not found: no proxy named "nope"\n')
 
   expectFail(t, await inProcess(['list', '--control', 'ftp://x']), 'a bad --control', /^coquin: --control: not a control API URL/)
   r = await inProcess(['list', '--control', server.url.replace('http://', '')])

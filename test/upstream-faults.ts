@@ -76,17 +76,18 @@ t.test('upstream resetting mid-stream, after the client read what it sent: the c
   await leaks()
 })
 
-t.test('upstream sending then resetting at once: the client gets every byte; a reset that arrives behind unread data reads as a FIN', async t => {
-  // Linux queues the bytes, then the RST; Node reads the bytes and then sees the end of the stream, not
-  // ECONNRESET. coquin reads its upstream socket the same way, so it passes on a FIN. A direct client
-  // sees the same thing, which this test checks first: coquin must not be worse than no proxy.
+t.test('upstream sending then resetting at once: the client gets a prefix of the bytes, unaltered, then FIN or a reset', async t => {
+  // Linux queues the bytes, then the RST; whether the reader gets them all depends on timing: bytes not
+  // yet read when the RST lands are thrown away by the kernel (ECONNRESET), and on a busy machine even a
+  // direct client loses some. What coquin must guarantee whatever the timing: no byte altered, added or
+  // reordered (the client gets a prefix of what was sent), the link ends, and it is counted.
   const payload = Buffer.alloc(100_000, 'r')
   const up = await listen(t, s => { s.once('data', () => { s.write(payload); s.resetAndDestroy() }) })
   const direct = net.connect(up.port, '127.0.0.1'); t.teardown(() => direct.destroy())
   const directEnd = ending(direct)
   direct.write('go')
   const d = await directEnd
-  t.equal(d.data.length, payload.length, `direct: every byte (${d.how})`)
+  t.ok(payload.subarray(0, d.data.length).equals(d.data), `direct: a prefix of the bytes (${d.data.length}, ${d.how})`)
 
   const { proxy, closedBy } = await harness(t, `127.0.0.1:${up.port}`)
   const leaks = await baseline(t)
@@ -95,8 +96,8 @@ t.test('upstream sending then resetting at once: the client gets every byte; a r
     const end = ending(c)
     c.write('go')
     const { data, how } = await end
-    t.ok(data.equals(payload), `client ${i}: every byte sent before the reset arrives`)
-    t.equal(how, d.how, `client ${i}: ends as a direct client does (${how})`)
+    t.ok(payload.subarray(0, data.length).equals(data), `client ${i}: a prefix of the bytes, unaltered (${data.length} of ${payload.length})`)
+    t.ok(how === 'FIN' || how === 'ECONNRESET', `client ${i}: ends with FIN or a reset (${how})`)
   }
   await until(() => proxy.links.size === 0, 5000, 'links to leave')
   const reasons = await closedBy()
