@@ -78,6 +78,12 @@ function withConn(cmd: Command, json = true): Command {
     .option('--token <token>', 'bearer token for a server started with --token (env COQUIN_TOKEN)')
 }
 
+/** A long default (http_throttle's XML body) cut to n characters, on one line, so the table stays readable. */
+function shorten(s: string, n: number): string {
+  const line = s.replace(/\s+/g, ' ')
+  return line.length <= n ? line : `${line.slice(0, n - 1)}…`
+}
+
 function formatValue(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v)
 }
@@ -524,7 +530,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
         return printJSON(builtins.map(b => ({ type: b.type, summary: b.summary, attributes: b.attributes })))
       }
       out(formatTable(['TYPE', 'ATTRIBUTES (DEFAULTS)', 'SUMMARY'], builtins.map(b => [
-        b.type, attrs(b).map(([k, d]) => d === undefined ? k : `${k}=${formatValue(d)}`).join(' ') || '-', b.summary,
+        b.type, attrs(b).map(([k, d]) => d === undefined ? k : `${k}=${shorten(formatValue(d), 32)}`).join(' ') || '-', b.summary,
       ])))
       out('every type also takes after=0 (skip the first N connections) and count=0 (stop after N; 0 = no limit)\n')
     }))

@@ -70,7 +70,7 @@ async function run(opts: StartOptions & { host: string; grace: number; logLevel:
 const program = new Command('coquin')
   .description('A chaos and fault-injection proxy for TCP and HTTP, speaking Toxiproxy\'s API')
   .version(version)
-  .showHelpAfterError()
+  .showHelpAfterError('(add --help for usage)')
   .enablePositionalOptions(false)
 
 serverOptions(program.command('serve')
