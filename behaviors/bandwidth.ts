@@ -11,7 +11,8 @@ export default defineBehavior({
   notes: 'rate is in decimal kilobytes per second (1 KB = 1000 bytes), which is also bytes per millisecond. Chunks ' +
     'are metered and split so that at most ~10 ms worth of bytes leave at once; order is kept and the FIN follows the ' +
     'last held byte. Memory stays bounded: the core pauses the source while the stage holds too much. rate 0 holds ' +
-    'everything (a stall that can be healed; unlike Toxiproxy, where 0 means unlimited). On removal, held bytes are ' +
+    'everything: a stall that can be healed, as in Toxiproxy, whose loop never sends at rate 0 (testcontainers\' ' +
+    'setConnectionCut relies on it). On removal, held bytes are ' +
     'sent at once, in order, then the FIN if one was held.',
   attributes: Type.Object({
     rate: Type.Integer({

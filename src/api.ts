@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import type { AddressInfo, Socket } from 'node:net'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Registry, ProxySpec } from './registry.js'
-import { bindReason, formatAddress, type Proxy } from './proxy.js'
+import { bindReason, formatAddress, triedAddress, type Proxy } from './proxy.js'
 import type { FaultSpec } from './fault.js'
 import type { Logger } from './log.js'
 import { scenarioFromBody } from './scenario.js'
@@ -433,7 +433,7 @@ export async function startApi(registry: Registry, opts: ApiOptions & { host?: s
       server.listen({ host, port }, () => { server.off('error', reject); resolve() })
     })
   } catch (err) {
-    throw new ListenError(formatAddress({ host, port }), bindReason(err as NodeJS.ErrnoException)).because(err)
+    throw new ListenError(triedAddress(err as NodeJS.ErrnoException, { host, port }), bindReason(err as NodeJS.ErrnoException)).because(err)
   }
   const a = server.address() as AddressInfo
   const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`

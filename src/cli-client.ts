@@ -74,7 +74,7 @@ function inherited(cmd: Command, key: keyof ConnOpts): string | boolean | undefi
 function withConn(cmd: Command, json = true): Command {
   if (json) cmd.option('--json', 'print the server\'s JSON, for scripts')
   return cmd
-    .option('--control <url>', `control API URL (env COQUIN_URL, default ${DEFAULT_URL})`)
+    .option('--control <url>', `control API URL (env COQUIN_URL or TOXIPROXY_URL, default ${DEFAULT_URL})`)
     .option('--token <token>', 'bearer token for a server started with --token (env COQUIN_TOKEN)')
 }
 
@@ -142,7 +142,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
   const printJSON = (v: unknown) => out(JSON.stringify(v, null, 2) + '\n')
 
   const clientFor = (cmd: Command): { client: Coquin; json: boolean } => {
-    const url = (inherited(cmd, 'control') as string | undefined) ?? io.env.COQUIN_URL ?? DEFAULT_URL
+    const url = (inherited(cmd, 'control') as string | undefined) ?? io.env.COQUIN_URL ?? io.env.TOXIPROXY_URL ?? DEFAULT_URL
     const token = (inherited(cmd, 'token') as string | undefined) ?? io.env.COQUIN_TOKEN
     let client: Coquin
     try {
@@ -166,7 +166,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
   }
 
   if (!program.options.some(o => o.long === '--control')) {
-    program.option('--control <url>', `control API URL for the client commands (env COQUIN_URL, default ${DEFAULT_URL})`)
+    program.option('--control <url>', `control API URL for the client commands (env COQUIN_URL or TOXIPROXY_URL, default ${DEFAULT_URL})`)
   }
   const enc = encodeURIComponent
 

@@ -7,6 +7,7 @@ import type { StartOptions } from './server.js'
 import { registerClientCommands } from './cli-client.js'
 import { parseFaultFlag } from './fault-flag.js'
 import { version } from './version.js'
+import { fromToxiproxyArgs } from './toxiproxy-flags.js'
 
 function fail(err: unknown): never {
   const e = err as Error & { code?: string }
@@ -114,4 +115,8 @@ program.command('cert')
 
 registerClientCommands(program)
 
-program.parseAsync().catch(fail)
+let args: string[]
+try {
+  args = fromToxiproxyArgs(process.argv.slice(2), process.env, program.commands.map(c => c.name()))
+} catch (err) { fail(err) }
+program.parseAsync(args, { from: 'user' }).catch(fail)

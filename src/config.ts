@@ -9,7 +9,7 @@ import path from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { Behavior } from './behavior.js'
-import { attributeSchema, type FaultStream } from './fault.js'
+import { attributeSchema, toxicName, type FaultStream } from './fault.js'
 import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import { parseAddress, PROXY_NAME, PROXY_NAME_RULE } from './proxy.js'
@@ -80,7 +80,7 @@ function toxicSchema(b: Behavior): object {
     required: ['type'],
     properties: {
       type: { const: b.type },
-      name: { type: 'string', minLength: 1, description: 'unique within the proxy; default `<type>_<stream>`' },
+      name: { type: 'string', description: 'unique within the proxy; default (absent or "") `<type>_<stream>`' },
       stream: {
         enum: ['upstream', 'downstream', 'both'], default: 'downstream',
         description: 'upstream = client → server, downstream = server → client, both = one fault on each',
@@ -363,11 +363,11 @@ function crossChecks(loc: Locator, data: unknown, behaviors: readonly Behavior[]
       if (typeof t !== 'object' || t === null) return
       const tpath: Segment[] = [...here, 'toxics', j]
       const type = str(t.type)
-      const tname = str(t.name) ?? (type && str(t.stream) ? `${type}_${str(t.stream)}` : undefined)
+      const tname = str(t.name) || (type && str(t.stream) ? toxicName(undefined, type, str(t.stream)!) : undefined)
       const prev = tname === undefined ? undefined : toxicNames.get(tname)
       if (prev !== undefined) {
         // The name node if there is one, else the toxic: its name is the default `<type>_<stream>`.
-        const explicit = t.name !== undefined
+        const explicit = t.name !== undefined && t.name !== ''
         issues.push(loc.issue(loc.node(explicit ? [...tpath, 'name'] : tpath), [...tpath, 'name'],
           `toxic name ${JSON.stringify(tname)} given twice in this proxy (first at line ${at([...here, 'toxics', prev]).line})` +
           (explicit ? '' : '; give each a name')))
@@ -547,7 +547,7 @@ export function parseConfig(file: string, text: string, behaviors: readonly Beha
   for (const p of checked.proxies) {
     resolveTlsPaths(file, p)
     for (const t of p.toxics) {
-      if (t.name === undefined) (t as { name: string }).name = `${t.type}_${t.stream}`
+      (t as { name: string }).name = toxicName(t.name, t.type, t.stream)
     }
   }
   const partitions = checked.partitions?.map(normalizePartition)

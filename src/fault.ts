@@ -78,12 +78,19 @@ export class Catalog {
     if (typeof type !== 'string' || !this.#byType.has(type)) throw this.#unknownType(type)
     const stream = parseStream(spec.stream)
     const toxicity = parseToxicity(spec.toxicity)
-    if (spec.name !== undefined && spec.name !== null && (typeof spec.name !== 'string' || spec.name === '')) {
-      throw new InvalidRequestError('name must be a non-empty string')
-    }
-    const name = spec.name || `${type}_${stream}`
+    if (spec.name !== undefined && spec.name !== null && typeof spec.name !== 'string') throw new InvalidRequestError('name must be a string')
+    const name = toxicName(spec.name, type, stream)
     return { name, type, stream, toxicity, attributes: this.attributes(type, spec.attributes) }
   }
+}
+
+/**
+ * A toxic's name: the one given, or Toxiproxy's default `<type>_<stream>` when none is. `""` means none:
+ * Toxiproxy's Go client and toxiproxy-cli send `"name": ""` when no name is given, and Toxiproxy names the
+ * toxic then. The one place this rule lives (API, populate, configs, scenarios).
+ */
+export function toxicName(name: unknown, type: string, stream: string): string {
+  return typeof name === 'string' && name !== '' ? name : `${type}_${stream}`
 }
 
 export function parseStream(s: unknown): FaultStream {

@@ -35,6 +35,11 @@ export function bindReason(e: NodeJS.ErrnoException): string {
     : e.message
 }
 
+/** The address a failed bind tried, resolved (`localhost:3310` → `127.0.0.1:3310`), as Go's error names it. */
+export function triedAddress(e: NodeJS.ErrnoException & { address?: string; port?: number }, asked: HostPort): string {
+  return formatAddress({ host: e.address ?? asked.host, port: e.port ?? asked.port })
+}
+
 export function formatAddress({ host, port }: HostPort): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
@@ -139,7 +144,7 @@ export class Proxy implements LinkOwner {
       })
     } catch (err) {
       server.close()
-      throw new ListenError(this.listen, bindReason(err as NodeJS.ErrnoException)).because(err)
+      throw new ListenError(triedAddress(err as NodeJS.ErrnoException, { host, port }), bindReason(err as NodeJS.ErrnoException)).because(err)
     }
     // Once listening (a bind error is the ListenError above, not this): EMFILE/ENFILE on accept that
     // libuv could not shed on its spare descriptor. The link budget (src/link-budget.ts) keeps us short of it.

@@ -25,7 +25,7 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import type { Behavior } from './behavior.js'
 import type { Timer } from './clock.js'
 import { checkWith, configSchema, Locator, readConfigText, readYaml, same, valueLocator, type Issue } from './config.js'
-import type { FaultStream } from './fault.js'
+import { toxicName, type FaultStream } from './fault.js'
 import { formatTime, MAX_TIME_MS, parseTime, partitionProblems, timeSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import type { Registry } from './registry.js'
 import { ConfigReadError, ScenarioInvalidError, ScenarioNotFoundError } from './errors.js'
@@ -290,7 +290,7 @@ function normalize(data: unknown, fallbackName: string): Scenario {
   const { times, seq } = stepTimes(o.steps)
   const steps: ScenarioStep[] = o.steps.map((s, i) => {
     const add = s.toxic?.add as { name?: string; type: string; stream: string } | undefined
-    if (add && add.name === undefined) add.name = `${add.type}_${add.stream}`
+    if (add) add.name = toxicName(add.name, add.type, add.stream)
     const { after, ...rest } = s
     return {
       ...rest,
