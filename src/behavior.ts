@@ -35,6 +35,11 @@ export interface LinkView {
   close(): void
   /** Forward nothing more either way and tell neither side (a load balancer that forgot the flow). */
   silence(): void
+  /**
+   * Forward nothing more and tell neither side, like silence(); then the next bytes or FIN from either side
+   * reset both (a NAT or load balancer that forgot the flow answers its next packet with a reset).
+   */
+  forget(): void
   /** Count bytes the fault threw away or altered. */
   dropped(bytes: number): void
   corrupted(bytes: number): void

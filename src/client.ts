@@ -76,7 +76,7 @@ export interface FaultAttributes {
     /** time with no traffic in either direction before acting (ms); default 60000. */
     idle?: number
     /** rst: reset both sides; fin: close both sides; silent: forward nothing more and tell neither side; default "rst". */
-    mode?: 'rst' | 'fin' | 'silent'
+    mode?: 'rst' | 'fin' | 'silent' | 'rst_on_reuse'
   }
   limit_time: {
     /** lifetime of the link, counted from when the fault started on it (ms); default 60000. */

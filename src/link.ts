@@ -352,6 +352,7 @@ export class Link {
       reset: () => this.reset(fault.type),
       close: () => this.close(fault.type),
       silence: () => this.silence(fault.type),
+      forget: () => this.silence(fault.type, true),
       dropped: n => observer.bytesDropped(proxy, stream, n),
       corrupted: n => observer.bytesCorrupted(proxy, stream, n),
     }
@@ -477,17 +478,19 @@ export class Link {
   }
 
   /** Forward nothing more either way and tell neither side; the link ends when either side leaves. */
-  silence(reason: string): void {
+  silence(reason: string, resetOnReuse = false): void {
     if (this.closed || this.state === 'silenced') return
     this.state = 'silenced'
     this.reason = reason
     this.up.destroyStages()
     this.down.destroyStages()
+    // `resetOnReuse`: what arrives next, bytes or FIN, gets a reset on both sides (nothing is forwarded).
+    const reused = () => this.reset(reason)
     for (const s of [this.client, this.upstream]) {
       s.removeAllListeners('data')
       s.removeAllListeners('end')
-      s.on('data', () => {})
-      s.on('end', () => this.destroy(reason))
+      s.on('data', resetOnReuse ? reused : () => {})
+      s.on('end', resetOnReuse ? reused : () => this.destroy(reason))
       s.resume()
     }
   }

@@ -106,6 +106,54 @@ t.test('silent: a request on the pooled connection the path forgot is never answ
   t.equal(proxy.connections, 0)
 })
 
+t.test('rst_on_reuse: the pooled connection looks alive; the request written on it fails with a reset; a retrying client survives', async t => {
+  const clock = new ManualClock()
+  const server = await httpServer(t)
+  const { proxy } = await proxyTo(t, server.port, [{ type: 'idle_reset', stream: 'both', attributes: { idle: 300, mode: 'rst_on_reuse' } }], { clock })
+  const agent = keepAliveAgent(t)
+
+  t.equal((await within(get(agent, proxy.port).done, 5000, 'request 1')).body, 'ok')
+  clock.advance(300)   // the load balancer forgets the flow, and says nothing
+  t.equal(proxy.connections, 1, 'neither side was told: the link is still there')
+  const link = [...proxy.links][0]!
+  t.equal(link.state, 'silenced')
+  const sentBefore = link.upstream.bytesWritten
+
+  const second = get(agent, proxy.port)
+  const err = await within(second.done.then(() => null, (e: NodeJS.ErrnoException) => e), 5000, 'request 2')
+  t.equal(second.req.reusedSocket, true, 'request 2 went out on the pooled connection')
+  t.equal(err?.code, 'ECONNRESET', 'and failed with a reset: the naive client sees ECONNRESET')
+  t.equal(link.upstream.bytesWritten, sentBefore, 'none of it was forwarded')
+  t.equal(server.requests, 1, 'the server never saw request 2')
+  await until(() => proxy.connections === 0, 5000, 'the link ended')
+
+  // What a careful client does: a request that failed on a reused connection is retried on a new one.
+  const retrying = async () => {
+    for (let attempt = 0; ; attempt++) {
+      const r = get(agent, proxy.port)
+      try { return { body: (await r.done).body, attempt } } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNRESET' || !r.req.reusedSocket || attempt > 2) throw e
+      }
+    }
+  }
+  t.same(await within(retrying(), 5000, 'request 3'), { body: 'ok', attempt: 0 }, 'a fresh connection works at once')
+  clock.advance(300)
+  t.same(await within(retrying(), 5000, 'request 4'), { body: 'ok', attempt: 1 }, 'after the next idle reset, one retry on a fresh connection')
+  t.equal(server.requests, 3)
+})
+
+t.test('rst_on_reuse: a FIN from the client on the forgotten link is answered with a reset too', async t => {
+  const clock = new ManualClock()
+  const { proxy, client } = await withEchoProxy(t, [{ type: 'idle_reset', stream: 'both', attributes: { idle: 100, mode: 'rst_on_reuse' } }], { clock })
+  t.equal((await echo(client, 'hi')).toString(), 'hi')
+  clock.advance(100)
+  const ended = collect(client)
+  client.end()
+  const { error } = await within(ended, 5000, 'the client\'s end')
+  t.equal(error?.code, 'ECONNRESET', 'the client sees a reset')
+  await until(() => proxy.connections === 0, 5000, 'the link ended')
+})
+
 t.test('traffic every idle/3 keeps the link alive for 3× idle, with one timer per stage; then idle resets it', async t => {
   const clock = new ManualClock()
   const { proxy, client } = await withEchoProxy(t, [{ type: 'idle_reset', stream: 'both', attributes: { idle: 300 } }], { clock })
