@@ -380,7 +380,10 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
     const ctx: Ctx = { params, query: queryOf(req.url ?? ''), body: () => (parsed ??= { value: parseBody(raw) }).value }
     const run = async () => {
       try {
-        return await method.run(ctx)
+        const reply = await method.run(ctx)
+        // A refusing fault opens or closes a listener: answer once it has (a client's next connect sees it).
+        if (method.mutates) await Promise.all([...registry.proxies.values()].map(p => p.listenerSettled))
+        return reply
       } catch (err) {
         if (err instanceof CoquinError) return errorReply(err)
         throw err

@@ -65,7 +65,10 @@ export interface Stage {
 /** What a connection-level fault does to a new client connection. */
 export type ConnectAction =
   | { action: 'pass' }
+  /** Refuse the connect: for every client at toxicity 1, by closing the listener (ECONNREFUSED); else accept and reset. */
   | { action: 'refuse' }
+  /** Accept, then reset at once (ECONNRESET), before any upstream connection. */
+  | { action: 'reset' }
   | { action: 'hang' }
   | { action: 'delay'; ms: number }
 

@@ -272,7 +272,7 @@ export class Link {
         const act = b.connect(f.attributes, this.owner.random)
         if (act.action === 'pass' || !this.#hits(f)) continue
         this.owner.observer.faultApplied(this.owner.name, f, this)
-        if (act.action === 'refuse') { this.reset(f.type); return }
+        if (act.action === 'refuse' || act.action === 'reset') { this.reset(f.type); return }
         if (act.action === 'hang') { this.#hang(f); return }
         delay = Math.max(delay, act.ms)
         this.applied.set(f, [])

@@ -7,7 +7,9 @@
 //              removes it, so surviving links flow again (bytes sent meanwhile are lost).
 //   reset      matching open links are reset (RST both sides) when the cut starts; new connections are
 //              reset at accept, before any upstream connection.
-//   refuse     new connections are reset at accept (as the `refuse` behavior); open links are left alone.
+//   refuse     new connects are refused (as the `refuse` behavior): for all clients the proxy's listener closes
+//              while cut (ECONNREFUSED, as a closed port); with `clients`, they are accepted and reset. Open
+//              links are left alone.
 // `direction` matters for blackhole only. `duration` heals (and forgets) the partition; `flap`
 // alternates cut (down ms) and healed (up ms), starting cut, until the partition is healed.
 import net from 'node:net'
@@ -94,7 +96,7 @@ export function partitionSchema(): object {
       mode: {
         enum: ['blackhole', 'reset', 'refuse'], default: 'blackhole',
         description: 'blackhole: drop bytes, hold FINs, heal restores flow; reset: RST open links and new connects; ' +
-          'refuse: RST new connects, open links untouched',
+          'refuse: refuse new connects (ECONNREFUSED; with clients: accept and RST), open links untouched',
       },
       clients: names('cut only links from these client addresses or CIDRs (127.0.0.2, 10.0.0.0/8, ::1/128); default all'),
       duration: timeSchema('heal automatically after this long; default: until healed'),
@@ -200,11 +202,19 @@ const blackhole: Behavior = {
     destroy() {},
   }),
 }
+/** `refuse`: new connects are refused (the listener closes while the partition covers every client). */
 const refuse: Behavior = {
+  type: 'partition',
+  summary: 'a partition: refuse new connections',
+  attributes: Type.Object({}),
+  connect: () => ({ action: 'refuse' }),
+}
+/** `reset`: new connections are accepted and reset at once. */
+const resetNew: Behavior = {
   type: 'partition',
   summary: 'a partition: reset new connections at accept',
   attributes: Type.Object({}),
-  connect: () => ({ action: 'refuse' }),
+  connect: () => ({ action: 'reset' }),
 }
 
 /** What partitions need from the registry. */
@@ -225,7 +235,7 @@ export class Partition {
   #endAt = 0
 
   constructor(readonly config: PartitionConfig, readonly host: PartitionHost, onEnd: () => void) {
-    const behavior = config.mode === 'blackhole' ? blackhole : refuse
+    const behavior = config.mode === 'blackhole' ? blackhole : config.mode === 'reset' ? resetNew : refuse
     this.fault = new Fault(`partition:${config.name}`, 'partition', config.direction, 1, Object.freeze({ after: 0, count: 0 }), behavior)
     if (config.clients) this.fault.only = clientMatcher(config.clients)
     this.createdAt = host.clock.now()

@@ -133,8 +133,17 @@ export class Proxy implements LinkOwner {
 
   upstreamTarget(): HostPort { return this.#upstreamTarget }
 
-  async start(): Promise<void> {
+  /** Listens (unless disabled or listening already); a start already under way is shared, never doubled. */
+  start(): Promise<void> {
+    this.#starting ??= this.#listen().finally(() => { this.#starting = null })
+    return this.#starting
+  }
+
+  #starting: Promise<void> | null = null
+
+  async #listen(): Promise<void> {
     if (!this.enabled || this.#server) return
+    this.#wantListen = true
     const { host, port } = parseAddress('listen', port0(this.listen) && this.#lastBound ? this.#lastBound : this.listen)
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, c => this.#accept(c))
     try {
@@ -157,6 +166,12 @@ export class Proxy implements LinkOwner {
     this.#bound = formatAddress({ host: a.address, port: a.port })
     this.#lastBound = this.#bound
     this.log.info({ listen: this.#bound, upstream: this.upstream }, 'proxy listening')
+    if (this.#refusesAll()) {                             // bound once, for its port; closed while refusing
+      this.#server = null
+      this.#bound = null
+      server.close()
+      this.log.info({ listen: this.#lastBound }, 'proxy refusing connections: listener closed')
+    }
   }
 
   #accept(client: net.Socket): void {
@@ -231,6 +246,8 @@ export class Proxy implements LinkOwner {
    * then end the rest with `reason`. A grace of 0 is stop().
    */
   async close(graceMs = 0, reason = 'shutdown'): Promise<void> {
+    this.#wantListen = false
+    await this.listenerSettled                            // a refusal being lifted may be binding right now
     const server = this.#server
     this.#server = null
     this.#bound = null
@@ -285,6 +302,44 @@ export class Proxy implements LinkOwner {
     return f
   }
 
+  /**
+   * A connect-refusing fault or partition that covers every client and every connection (toxicity 1, no
+   * client filter, no after/count) refuses for real: the listener is closed while it is in force, so a
+   * connect fails with ECONNREFUSED as it does against a closed port (and as with `enabled: false`); open
+   * links are left alone. Otherwise a refused connection is accepted and reset (ECONNRESET).
+   */
+  #refusesAll(): boolean {
+    const all = (f: Fault) => f.behavior.connect !== undefined && f.toxicity === 1 && f.only === undefined &&
+      !(Number(f.attributes.after) > 0) && !(Number(f.attributes.count) > 0) &&
+      f.behavior.connect(f.attributes, () => 0).action === 'refuse'   // a probe: the seeded source is not drawn
+    return this.faults.some(all) || this.cuts.some(all)
+  }
+
+  /** Resolves once the listener matches the faults (closed while they refuse every connect, open again after). */
+  listenerSettled: Promise<void> = Promise.resolve()
+  /** Started and not closed since: a lifted refusal may listen again. */
+  #wantListen = false
+
+  /**
+   * Now, synchronously: closing stops accepting at once, and listening again binds within the call (an IP
+   * address needs no lookup), so the next connect sees the change. A start under way checks on its own.
+   */
+  #syncListener(): void {
+    if (!this.enabled || !this.#wantListen) return
+    const refuse = this.#refusesAll()
+    if (refuse && this.#server) {
+      const server = this.#server
+      this.#server = null
+      this.#bound = null
+      server.close()                                      // stops accepting now; open links go on
+      this.log.info({ listen: this.#lastBound }, 'proxy refusing connections: listener closed')
+    } else if (!refuse && !this.#server) {
+      this.listenerSettled = this.start().catch(err => {
+        this.log.error({ err: (err as Error).message }, 'proxy could not listen again after a refusal was lifted')
+      })
+    }
+  }
+
   /** Adds a checked fault (see Catalog.normalize); open links draw for it at once. */
   addFault(f: Fault): Fault {
     if (this.faults.some(t => t.name === f.name)) throw new ToxicExistsError()
@@ -295,6 +350,7 @@ export class Proxy implements LinkOwner {
     this.faults.push(f)
     for (const link of this.links) link.apply(f)
     this.log.info({ toxic: f.name, type: f.type, stream: f.stream, toxicity: f.toxicity, attributes: f.attributes }, 'toxic added')
+    if (f.behavior.connect) this.#syncListener()
     return f
   }
 
@@ -308,6 +364,7 @@ export class Proxy implements LinkOwner {
       if (redraw) { link.unapply(f); link.apply(f) } else link.update(f)
     }
     this.log.info({ toxic: f.name, toxicity, attributes }, 'toxic updated')
+    if (f.behavior.connect) this.#syncListener()
     return f
   }
 
@@ -316,6 +373,7 @@ export class Proxy implements LinkOwner {
     this.faults.splice(this.faults.indexOf(f), 1)
     for (const link of [...this.links]) link.unapply(f)
     this.log.info({ toxic: name }, 'toxic removed')
+    if (f.behavior.connect) this.#syncListener()
   }
 
   removeAllFaults(): void {
@@ -327,6 +385,7 @@ export class Proxy implements LinkOwner {
     if (this.cuts.includes(f)) return
     this.cuts.push(f)
     for (const link of [...this.links]) link.apply(f)
+    if (f.behavior.connect) this.#syncListener()
   }
 
   /** A partition heals: its stages leave the links (a blackhole passes on the FIN it held back). */
@@ -335,6 +394,7 @@ export class Proxy implements LinkOwner {
     if (i < 0) return
     this.cuts.splice(i, 1)
     for (const link of [...this.links]) link.unapply(f)
+    if (f.behavior.connect) this.#syncListener()
   }
 
   /** Toxiproxy's order: upstream faults first, then downstream; `both` once, with the upstream ones. */

@@ -43,14 +43,15 @@ async function echoes(s: Socket, text: string): Promise<string> {
   return (await within(got, 5000, `echo of ${text}`)).toString()
 }
 
-/** Connects, says hello: 'reset' if the connection was reset, 'echo' if hello came back. */
-async function attempt(t: Test, port: number, localAddress?: string): Promise<'reset' | 'echo'> {
+/** Connects, says hello: 'refused' (ECONNREFUSED), 'reset' if the connection was reset, 'echo' if hello came back. */
+async function attempt(t: Test, port: number, localAddress?: string): Promise<'refused' | 'reset' | 'echo'> {
   const c = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) })
   t.teardown(() => c.destroy())
   const done = collect(c)
   c.write('hello')
   c.on('data', () => c.end())
   const { data, error } = await within(done, 5000, 'connection end')
+  if (error?.code === 'ECONNREFUSED') return 'refused'
   if (error) {
     t.equal(error.code, 'ECONNRESET', 'a reset')
     return 'reset'
@@ -132,12 +133,12 @@ t.test('reset: open links get ECONNRESET, new connects are reset before any upst
   await until(() => proxy.connections === 0)
 })
 
-t.test('refuse: new connects are reset, open links are left alone', async t => {
+t.test('refuse: new connects are refused (the listener closes: ECONNREFUSED), open links are left alone', async t => {
   const { reg, proxy } = await setup(t)
   const a = await connect(t, proxy.port)
   t.equal(await echoes(a, 'x'), 'x')
   reg.partitions.cut({ name: 'r', proxies: ['db'], mode: 'refuse' })
-  t.equal(await attempt(t, proxy.port), 'reset', 'a new connection is reset')
+  t.equal(await attempt(t, proxy.port), 'refused', 'a new connect is refused, as against a closed port')
   t.equal(await echoes(a, 'still'), 'still', 'the open link still flows')
   reg.partitions.heal('r')
   t.equal(await attempt(t, proxy.port), 'echo')
@@ -227,7 +228,7 @@ t.test('flap: cut for `down`, healed for `up`, over and over until healed; heal 
   const { reg, proxy } = await setup(t, { clock })
   const p = reg.partitions.cut({ name: 'flap', proxies: ['db'], mode: 'refuse', flap: { up: 100, down: '200ms' } })
   t.match(p.toJSON(), { state: 'cut', next_flip_ms: 200 })
-  t.equal(await attempt(t, proxy.port), 'reset', 't=0: cut')
+  t.equal(await attempt(t, proxy.port), 'refused', 't=0: cut')
   clock.advance(199)
   t.equal(p.isCut, true, 't=199: still cut')
   clock.advance(1)
@@ -235,7 +236,7 @@ t.test('flap: cut for `down`, healed for `up`, over and over until healed; heal 
   t.equal(await attempt(t, proxy.port), 'echo', 't=200: healed')
   clock.advance(100)
   t.equal(p.isCut, true, 't=300: cut again')
-  t.equal(await attempt(t, proxy.port), 'reset')
+  t.equal(await attempt(t, proxy.port), 'refused')
   clock.advance(200)
   t.equal(p.isCut, false, 't=500: healed again')
   clock.advance(100)
@@ -268,7 +269,7 @@ t.test('a partition outlives its proxy: a proxy re-created under the same name i
   const again = await reg.create({ name: 'db', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}` })
   t.not(again, proxy)
   t.equal(again.cuts.length, 1, 'the new proxy carries the cut')
-  t.equal(await attempt(t, again.port), 'reset')
+  t.equal(await attempt(t, again.port), 'refused')
   reg.partitions.heal('r')
   t.equal(await attempt(t, again.port), 'echo')
 })
@@ -374,7 +375,7 @@ t.test('config: partitions are checked with file:line:col and applied; reapplyin
   await applyConfig(reg, config)
   t.same(reg.partitions.list().map(p => p.name), ['cut', 'other'])
   t.equal(reg.get('db').cuts.length, 2)
-  t.equal(await attempt(t, reg.get('db').port), 'reset', 'the config partition cuts')
+  t.equal(await attempt(t, reg.get('db').port), 'refused', 'the config partition cuts')
   const other = reg.partitions.get('other')
 
   const changed = await configFile(t, `${proxies}partitions:
@@ -445,7 +446,7 @@ t.test('typed client: partition() and its handle, withPartition(), partitions()'
   const p = await coquin.partition({ name: 'p', proxies: ['db'], mode: 'refuse', duration: '1m' })
   t.match(p.info, { name: 'p', mode: 'refuse', duration: 60_000, state: 'cut' })
   t.match(await coquin.partitions(), [{ name: 'p' }])
-  t.equal(await attempt(t, db.port), 'reset')
+  t.equal(await attempt(t, db.port), 'refused')
   t.match(await p.refresh(), { remaining_ms: Number })
   await p.heal()
   await p.heal()
@@ -458,7 +459,7 @@ t.test('typed client: partition() and its handle, withPartition(), partitions()'
     t.equal(w.name, 'w')
     return attempt(t, db.port)
   })
-  t.equal(inside, 'reset', 'cut inside')
+  t.equal(inside, 'refused', 'cut inside')
   t.equal(server.registry.partitions.size, 0, 'healed after')
   await t.rejects(coquin.withPartition({ name: 'w', proxies: ['db'] }, () => { throw new Error('boom') }), { message: 'boom' })
   t.equal(server.registry.partitions.size, 0, 'healed after a throw too')

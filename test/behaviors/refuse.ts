@@ -12,14 +12,18 @@ async function setup(t: Test, toxics: FaultSpec[]) {
   return { registry, proxy, accepted: () => accepted }
 }
 
-/** Connects, says hello and reports how the connection went: 'reset', or 'echo' if hello came back. */
-async function attempt(t: Test, port: number): Promise<'reset' | 'echo'> {
+/**
+ * Connects, says hello and reports how the connection went: 'refused' (the connect failed, ECONNREFUSED),
+ * 'reset', or 'echo' if hello came back.
+ */
+async function attempt(t: Test, port: number): Promise<'refused' | 'reset' | 'echo'> {
   const c = net.connect({ port, host: '127.0.0.1' })
   t.teardown(() => c.destroy())
   const done = collect(c)
   c.write('hello')
   c.on('data', d => { if (d.length > 0) c.end() })
   const { data, error } = await within(done, 5000, 'connection end')
+  if (error?.code === 'ECONNREFUSED') return 'refused'
   if (error) {
     t.equal(error.code, 'ECONNRESET', 'a reset')
     t.equal(data.length, 0, 'and no byte')
@@ -29,8 +33,17 @@ async function attempt(t: Test, port: number): Promise<'reset' | 'echo'> {
   return 'echo'
 }
 
-t.test('every new connection is reset, and the upstream never sees one', async t => {
+t.test('refusing every connection closes the listener: connects fail with ECONNREFUSED, as against a closed port', async t => {
   const { proxy, accepted } = await setup(t, [{ type: 'refuse' }])
+  for (let i = 0; i < 3; i++) t.equal(await attempt(t, proxy.port), 'refused')
+  t.equal(accepted(), 0, 'no upstream connection was made')
+  t.equal(proxy.toJSON().enabled, true, 'the proxy is still enabled: only its listener is closed')
+  t.match(proxy.toJSON().listen, new RegExp(`:${proxy.port}$`), 'and it keeps its port for when the refusal is lifted')
+  t.equal(proxy.connections, 0)
+})
+
+t.test('toxicity below 1: a refused connection is accepted, then reset (ECONNRESET)', async t => {
+  const { proxy, accepted } = await setup(t, [{ type: 'refuse', toxicity: 0.999999 }])
   for (let i = 0; i < 3; i++) t.equal(await attempt(t, proxy.port), 'reset')
   t.equal(accepted(), 0, 'no upstream connection was made')
   await until(() => proxy.connections === 0)
@@ -38,7 +51,7 @@ t.test('every new connection is reset, and the upstream never sees one', async t
 })
 
 t.test('a client that sends nothing gets ECONNRESET, on connect or on its first read', async t => {
-  const { proxy } = await setup(t, [{ type: 'refuse' }])
+  const { proxy } = await setup(t, [{ type: 'refuse', toxicity: 0.999999 }])
   const c = net.connect({ port: proxy.port, host: '127.0.0.1' })
   t.teardown(() => c.destroy())
   let connected = false
@@ -79,11 +92,13 @@ t.test('added live it leaves open links alone; removed, new connections pass', a
   const open = await connect(t, proxy.port)
   await until(() => proxy.connections === 1)
   proxy.addFault(registry.makeFault({ name: 'r', type: 'refuse' }))
-  t.equal(await attempt(t, proxy.port), 'reset', 'a new connection is reset')
+  await proxy.listenerSettled
+  t.equal(await attempt(t, proxy.port), 'refused', 'a new connection is refused')
   open.write('still')
   t.equal((await within(readBytes(open, 5), 5000, 'echo')).toString(), 'still', 'the open link still works')
   proxy.removeFault('r')
-  t.equal(await attempt(t, proxy.port), 'echo', 'after removal a new connection passes')
+  await proxy.listenerSettled
+  t.equal(await attempt(t, proxy.port), 'echo', 'after removal a new connection passes, on the same port')
   open.end()
   await within(once(open, 'close'), 5000, 'close')
   await until(() => proxy.connections === 0)
