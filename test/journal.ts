@@ -386,7 +386,7 @@ t.test('coquin events and coquin links', async t => {
   t.equal(r.stdout, `no open links on ${p.name}\n`)
   r = await inProcess(['links', 'missing'], env)
   t.equal(r.code, 1)
-  t.equal(r.stderr, 'coquin: proxy not found\n')
+  t.equal(r.stderr, 'coquin: proxy not found: no proxy named "missing"\n')
 })
 
 const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
