@@ -23,5 +23,5 @@ COPY configs configs
 USER node
 EXPOSE 8474
 HEALTHCHECK --interval=10s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.0.1:8474/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["-host=0.0.0.0"]

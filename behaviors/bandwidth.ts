@@ -1,4 +1,4 @@
-import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/behavior.js'
+import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/faults/behavior.js'
 
 /** At most this many ms' worth of bytes leave per tick, so output is smooth rather than bursty. */
 const TICK_MS = 10

@@ -1,4 +1,4 @@
-import { defineBehavior, Type } from '../src/behavior.js'
+import { defineBehavior, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'corrupt',

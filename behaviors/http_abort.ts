@@ -1,4 +1,4 @@
-import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
+import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'http_abort',

@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/behavior.js'
+import { MAX_TIMER_MS, checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/faults/behavior.js'
 
 
 export default defineBehavior({

@@ -1,4 +1,4 @@
-import { checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
+import { checkMatch, defineBehavior, httpMatch, Type } from '../src/faults/behavior.js'
 
 const edit = (side: string) => Type.Object({
   set: Type.Record(Type.String(), Type.String(), { default: {}, description: `fields to add or replace in the ${side} (every field of that name goes, one is added)` }),

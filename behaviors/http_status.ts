@@ -1,4 +1,4 @@
-import { checkMatch, defineBehavior, httpMatch, Type } from '../src/behavior.js'
+import { checkMatch, defineBehavior, httpMatch, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'http_status',

@@ -1,4 +1,4 @@
-import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type, type HttpRequest } from '../src/behavior.js'
+import { MAX_COUNT, checkMatch, defineBehavior, httpMatch, Type, type HttpRequest } from '../src/faults/behavior.js'
 
 /** Keys kept per fault; the least recently seen goes first. */
 const MAX_KEYS = 10_000

@@ -1,6 +1,6 @@
 // The built-in behaviors, listed explicitly: no directory scan, no side-effect registration.
 // A test checks that this list and the files in behaviors/ agree.
-import type { Behavior } from '../src/behavior.js'
+import type { Behavior } from '../src/faults/behavior.js'
 import latency from './latency.js'
 import noop from './noop.js'
 import bandwidth from './bandwidth.js'

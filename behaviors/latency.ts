@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, defineBehavior, ms, Type, type Random } from '../src/behavior.js'
+import { MAX_TIMER_MS, defineBehavior, ms, Type, type Random } from '../src/faults/behavior.js'
 
 /** A standard normal draw (Box–Muller). */
 function gaussian(random: Random): number {

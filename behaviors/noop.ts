@@ -1,4 +1,4 @@
-import { defineBehavior, passStage, Type } from '../src/behavior.js'
+import { defineBehavior, passStage, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'noop',

@@ -1,4 +1,4 @@
-import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/behavior.js'
+import { MAX_COUNT, defineBehavior, pacedStage, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'slicer',

@@ -1,4 +1,4 @@
-import { defineBehavior, ms, Type } from '../src/behavior.js'
+import { defineBehavior, ms, Type } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'slow_open',

@@ -1,4 +1,4 @@
-import { defineBehavior, ms, Type, type Timer } from '../src/behavior.js'
+import { defineBehavior, ms, Type, type Timer } from '../src/faults/behavior.js'
 
 export default defineBehavior({
   type: 'timeout',

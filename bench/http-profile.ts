@@ -19,7 +19,7 @@ else worker()
 async function main(): Promise<void> {
   const [modesArg = 'tcp,http,http0', roundsArg = '2', msArg = '3000', connsArg = '50'] = process.argv.slice(2)
   const modes = modesArg.split(',')
-  const { Registry } = await import('../src/registry.js')
+  const { Registry } = await import('../src/control/registry.js')
   const { builtins } = await import('../behaviors/index.js')
   const w: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child'], { execArgv: [] })
   const upstreamPort = await new Promise<number>(r => w.once('message', (m: { port: number }) => r(m.port)))

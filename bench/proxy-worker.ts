@@ -5,8 +5,8 @@
 // toxicity 0: matched, drawn, never fired). It reports ports, memory and CPU over IPC, and adds or
 // removes faults on its proxies at run time (`fault`, `unfault`) through the in-process registry, as the
 // control API would.
-import { Registry } from '../src/registry.js'
-import type { FaultSpec } from '../src/fault.js'
+import { Registry } from '../src/control/registry.js'
+import type { FaultSpec } from '../src/faults/fault.js'
 import { builtins } from '../behaviors/index.js'
 import { startPipeProxy } from './pipe-proxy.js'
 import { collectGarbage, serve } from './ipc.js'

@@ -10,8 +10,8 @@ import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { once } from 'node:events'
 import { startCoquin, type CoquinServer } from '../src/index.js'
-import { Coquin } from '../src/client.js'
-import { ManualClock } from '../src/clock.js'
+import { Coquin } from '../src/client/index.js'
+import { ManualClock } from '../src/core/clock.js'
 export { ManualClock }
 
 type T = { teardown(fn: () => unknown): void }

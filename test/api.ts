@@ -4,8 +4,8 @@ import http from 'node:http'
 import { once } from 'node:events'
 import { collect, connect, echoServer, listen, until, within } from './helpers/net.js'
 import { call, echoTime, LEVEL, portOf, withApi } from './helpers/api.js'
-import { seededRandom } from '../src/random.js'
-import type { Proxy } from '../src/proxy.js'
+import { seededRandom } from '../src/core/random.js'
+import type { Proxy } from '../src/datapath/proxy.js'
 
 /** Toxiproxy's body (`error`, `status`), coquin's stable `code`, and a `detail` naming what was missing where there is one. */
 const err = (status: number, error: string, code: string, detail?: string) => ({ error, status, code, ...(detail !== undefined ? { detail } : {}) })

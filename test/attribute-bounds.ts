@@ -9,10 +9,10 @@ import fc from 'fast-check'
 import net from 'node:net'
 import { once } from 'node:events'
 import { builtins } from '../behaviors/index.js'
-import type { Behavior, HttpRequest, LinkView, Stage } from '../src/behavior.js'
-import { realClock, type Clock, type Timer } from '../src/clock.js'
-import { attributeSchema, Catalog } from '../src/fault.js'
-import { silentLogger } from '../src/log.js'
+import type { Behavior, HttpRequest, LinkView, Stage } from '../src/faults/behavior.js'
+import { realClock, type Clock, type Timer } from '../src/core/clock.js'
+import { attributeSchema, Catalog } from '../src/faults/fault.js'
+import { silentLogger } from '../src/core/log.js'
 import { withApi, type Answer } from './helpers/api.js'
 import { connect, echoServer, listen, until } from './helpers/net.js'
 
@@ -331,7 +331,7 @@ t.test('through the API and real links: the largest latency and http_delay never
   const http = await listen(t, s => { s.resume() })
   const { call } = await withApi(t, {}, { clock, seed: 7 })
   const max = TIMER_MAX
-  // One fault per proxy (two http_delay faults on one proxy add up, in src/http/stages.ts). uniform and
+  // One fault per proxy (two http_delay faults on one proxy add up, in src/protocols/http/stages.ts). uniform and
   // pareto always ask for a long timer at these values; normal draws below -1 σ ask for none (delay 0).
   const proxies = [
     ...['uniform', 'pareto', 'normal', 'paretonormal'].map(d => ({ name: `lat_${d}`, protocol: 'tcp', upstream: echo.port, always: d === 'uniform' || d === 'pareto',

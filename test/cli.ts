@@ -1,5 +1,5 @@
 // The client commands of the CLI against an embedded server in this process, whose registry is
-// checked directly. The main path runs as a user runs it (`node dist/src/cli.js ...`, built by
+// checked directly. The main path runs as a user runs it (`node dist/src/cli/main.js ...`, built by
 // `npm test`); the edge cases run the same commands in-process, which costs no Node start-up each.
 import t, { type Test } from 'tap'
 import net from 'node:net'
@@ -8,12 +8,12 @@ import { existsSync } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startCoquin } from '../src/server.js'
-import { parseValue } from '../src/cli-client.js'
-import { formatTable } from '../src/table.js'
+import { parseValue } from '../src/cli/commands.js'
+import { formatTable } from '../src/cli/table.js'
 import { echoServer } from './helpers/net.js'
 import { runCli } from './helpers/cli.js'
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 
 interface Run { code: number | null; signal: string | null; stdout: string; stderr: string }
 
@@ -73,7 +73,7 @@ t.test('formatTable aligns columns without trailing blanks', async t => {
     'A    BB    C\nxxx  y\nz    wwww  end\n')
 })
 
-t.test('node dist/src/cli.js against a running server', { skip: !existsSync(CLI) && `${CLI} is missing: build first (npm test runs tsc)` }, async t => {
+t.test('node dist/src/cli/main.js against a running server', { skip: !existsSync(CLI) && `${CLI} is missing: build first (npm test runs tsc)` }, async t => {
   const server = await startCoquin({ port: 0 })
   t.teardown(() => server.close())
   const echo = await echoServer(t)

@@ -8,8 +8,8 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { connect, echoServer, hashUntilEnd, listen, sendRandom, until, within } from './helpers/net.js'
 import { baseline, harness } from './helpers/faults.js'
-import type { Link } from '../src/link.js'
-import type { FaultSpec } from '../src/fault.js'
+import type { Link } from '../src/datapath/link.js'
+import type { FaultSpec } from '../src/faults/fault.js'
 
 /** How a socket ended: `FIN` (a clean end), or the error's code (`ECONNRESET`: a reset). */
 function ending(s: net.Socket): Promise<string> {

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { builtins } from '../behaviors/index.js'
 import { startCoquin } from '../src/server.js'
-import { Coquin, CoquinApiError, CoquinUnreachableError, normalizeUrl, type ProxyHandle } from '../src/client.js'
+import { Coquin, CoquinApiError, CoquinUnreachableError, normalizeUrl, type ProxyHandle } from '../src/client/index.js'
 import { connect, echoServer, readBytes, within } from './helpers/net.js'
 
 type T = Test
@@ -193,7 +193,7 @@ t.test('normalizeUrl accepts host:port and :port, and refuses other schemes', as
   t.throws(() => normalizeUrl('ftp://x:1'), TypeError)
 })
 
-// FaultAttributes in src/client.ts types each built-in behavior's attributes by hand: keep it in step.
+// FaultAttributes in src/client/index.ts types each built-in behavior's attributes by hand: keep it in step.
 type Schema = {
   type?: string; const?: unknown; anyOf?: Schema[]; items?: Schema; description?: string; default?: unknown
   properties?: Record<string, Schema>; patternProperties?: Record<string, Schema>
@@ -211,9 +211,9 @@ const doc = (s: Schema) => {
   return s.description ? [`    /** ${s.description}${d}. */`] : []
 }
 
-t.test('FaultAttributes in src/client.ts matches the built-in behaviors', async t => {
+t.test('FaultAttributes in src/client/index.ts matches the built-in behaviors', async t => {
   const want = new Map(builtins.map(b => [b.type, Object.entries(b.attributes.properties as Record<string, Schema>).map(([k, s]) => `${k}?: ${tsType(s)}`)]))
-  const src = readFileSync(new URL('../src/client.ts', import.meta.url), 'utf8')
+  const src = readFileSync(new URL('../src/client/index.ts', import.meta.url), 'utf8')
   const block = /export interface FaultAttributes \{\n([\s\S]*?)\n\}\n/.exec(src)?.[1] ?? ''
   const have = new Map<string, string[]>()
   let current: string[] = []
@@ -231,7 +231,7 @@ t.test('FaultAttributes in src/client.ts matches the built-in behaviors', async 
       `    ${k}?: ${tsType(s)}`]), '  }'].join('\n')
   }).join('\n')
   const same = t.same(Object.fromEntries(have), Object.fromEntries(want), 'one entry per behavior, one optional property per attribute')
-  if (!same) t.comment(`paste this into FaultAttributes in src/client.ts:\n${paste}`)
+  if (!same) t.comment(`paste this into FaultAttributes in src/client/index.ts:\n${paste}`)
 })
 
 t.test('fault specs are typed per built-in behavior (checked by tsc, never run)', async t => {

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Ajv } from 'ajv'
-import { configSchema, schemaText, writeSchema } from '../src/config.js'
+import { configSchema, schemaText, writeSchema } from '../src/control/config.js'
 import { builtins } from '../behaviors/index.js'
 
 const file = fileURLToPath(new URL('../configs/coquin.schema.json', import.meta.url))

@@ -3,7 +3,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import { connect, echoServer, hashUntilEnd, listen, proxyTo, registry, sendRandom, until, within, collect } from './helpers/net.js'
-import { HIGH_WATER } from '../src/link.js'
+import { HIGH_WATER } from '../src/datapath/link.js'
 
 t.test('backpressure: a reader that stops keeps coquin\'s buffers bounded, then everything arrives', async t => {
   for (const toxics of [[], [{ type: 'latency', stream: 'upstream', attributes: { latency: 5 } }]]) {

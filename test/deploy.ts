@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
-import { parseConfig } from '../src/config.js'
+import { parseConfig } from '../src/control/config.js'
 import { builtins } from '../behaviors/index.js'
 import { withApi } from './helpers/api.js'
 import { within } from './helpers/net.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const CLI = path.join(root, 'dist/src/cli.js')
+const CLI = path.join(root, 'dist/src/cli/main.js')
 const read = (f: string) => readFileSync(path.join(root, f), 'utf8')
 
 /** Dockerfile instructions, continuation lines joined, comments dropped. */
@@ -34,7 +34,7 @@ t.test('Dockerfile: multi-stage, non-root, EXPOSE 8474, Toxiproxy-style ENTRYPOI
   t.ok(last.some(i => i.op === 'EXPOSE' && i.args.split(/\s+/).includes('8474')), 'EXPOSE 8474')
   const entrypoint = JSON.parse(last.find(i => i.op === 'ENTRYPOINT')!.args) as string[]
   const cmd = JSON.parse(last.find(i => i.op === 'CMD')!.args) as string[]
-  t.same(entrypoint, ['node', '/app/dist/src/cli.js'])
+  t.same(entrypoint, ['node', '/app/dist/src/cli/main.js'])
   t.same(cmd, ['-host=0.0.0.0'], "Toxiproxy's image's CMD: listen on every interface inside the container")
   for (const c of ins.filter(i => i.op === 'COPY' && !i.args.startsWith('--from'))) {
     for (const src of c.args.split(/\s+/).slice(0, -1)) t.ok(existsSync(path.join(root, src)), `COPY ${src}: exists`)

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { builtins } from '../behaviors/index.js'
-import { behaviorDocs, spliceDocs } from '../src/docs.js'
-import { codes } from '../src/errors.js'
+import { behaviorDocs, spliceDocs } from '../src/faults/docs.js'
+import { codes } from '../src/core/errors.js'
 
 const readmeUrl = new URL('../README.md', import.meta.url)
 

@@ -1,6 +1,6 @@
 // coquin under a low `ulimit -n`: it must survive descriptor exhaustion. Left alone, Node/libuv would
 // accept and close the excess connections on a spare descriptor, silently; coquin keeps a link budget
-// from the limit instead (src/link-budget.ts): over it, a new connection is reset at once, counted
+// from the limit instead (src/datapath/link-budget.ts): over it, a new connection is reset at once, counted
 // (coquin_connections_shed_total) and warned about, rate-limited; the reserve keeps the control API and
 // upstream connects working; once links close, connections are served again.
 // The limit is 160, not 64: Node's ESM loader opens coquin's modules concurrently and fails below ~150.
@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { connect, echoServer, registry, until, within } from './helpers/net.js'
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 
 async function freePort(): Promise<number> {
   const s = net.createServer().listen(0, '127.0.0.1')
@@ -77,7 +77,7 @@ t.test('EMFILE: coquin survives running out of descriptors, then accepts again',
 t.test('the link budget: over --max-links, connections are reset and counted; as links close, served again', async t => {
   const echo = await echoServer(t)
   const shedBy: string[] = []
-  const reg = await registry(t, { maxLinks: 2, observer: { ...(await import('../src/observer.js')).nullObserver, connectionShed: p => { shedBy.push(p) } } })
+  const reg = await registry(t, { maxLinks: 2, observer: { ...(await import('../src/observe/observer.js')).nullObserver, connectionShed: p => { shedBy.push(p) } } })
   const p = await reg.create({ name: 'budget', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}` })
   const a = await connect(t, p.port)
   const b = await connect(t, p.port)

@@ -15,8 +15,8 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { isScalar, LineCounter, parseDocument, stringify as yamlStringify } from 'yaml'
 import { builtins } from '../behaviors/index.js'
-import { applyConfig, formatPath, loadConfig, MAX_ISSUES_SHOWN, parseConfig, same, type Config, type ConfigIssue } from '../src/config.js'
-import { CoquinError } from '../src/errors.js'
+import { applyConfig, formatPath, loadConfig, MAX_ISSUES_SHOWN, parseConfig, same, type Config, type ConfigIssue } from '../src/control/config.js'
+import { CoquinError } from '../src/core/errors.js'
 import { registry as makeRegistry } from './helpers/net.js'
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 7_340_033

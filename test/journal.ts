@@ -1,4 +1,4 @@
-// The journal (src/journal.ts), GET /events, GET /proxies/{name}/links, `coquin events|links` and the
+// The journal (src/observe/journal.ts), GET /events, GET /proxies/{name}/links, `coquin events|links` and the
 // client's assertion helpers — on real sockets, waiting on events (never on wall time).
 import t, { type Test } from 'tap'
 import net from 'node:net'
@@ -9,15 +9,15 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
 import { startCoquin } from '../src/server.js'
-import { ManualClock } from '../src/clock.js'
-import { Journal, type JournalEvent as ServerEvent, type JournalLink } from '../src/journal.js'
-import { nullObserver, observers } from '../src/observer.js'
-import type { Link } from '../src/link.js'
-import type { Fault } from '../src/fault.js'
-import { formatEvent } from '../src/cli-client.js'
+import { ManualClock } from '../src/core/clock.js'
+import { Journal, type JournalEvent as ServerEvent, type JournalLink } from '../src/observe/journal.js'
+import { nullObserver, observers } from '../src/observe/observer.js'
+import type { Link } from '../src/datapath/link.js'
+import type { Fault } from '../src/faults/fault.js'
+import { formatEvent } from '../src/cli/commands.js'
 import {
   Coquin, attempts, linksUsed, requestsFor, retryGaps, type DroppedNotice, type JournalEvent, type ProxyHandle,
-} from '../src/client.js'
+} from '../src/client/index.js'
 import { connect, echoServer, readBytes, until, within } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
 import { runCli } from './helpers/cli.js'
@@ -389,7 +389,7 @@ t.test('coquin events and coquin links', async t => {
   t.equal(r.stderr, 'coquin: proxy not found: no proxy named "missing"\n')
 })
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 t.test('`coquin events -f` prints events as they come until Ctrl-C', { skip: !existsSync(CLI) && `${CLI} is missing: build first (npm test runs tsc)` }, async t => {
   const p = await echoProxy(t)
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) =>

@@ -39,7 +39,7 @@ t.test('an unreachable upstream closes the client cleanly and is counted', async
   await new Promise(r => dead.close(r))
   const errors: string[] = []
   const { proxy } = await proxyTo(t, port, [], {
-    observer: { ...(await import('../src/observer.js')).nullObserver, upstreamConnectError: (_p, code) => { errors.push(code) } },
+    observer: { ...(await import('../src/observe/observer.js')).nullObserver, upstreamConnectError: (_p, code) => { errors.push(code) } },
   })
   const client = await connect(t, proxy.port)
   const { data, error } = await within(collect(client), 5000, 'close')

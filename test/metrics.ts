@@ -2,11 +2,11 @@ import t from 'tap'
 import { once } from 'node:events'
 import { Registry as PromRegistry } from 'prom-client'
 import { collect, connect, echoServer, listen, proxyTo, readBytes, sendRandom, until, within } from './helpers/net.js'
-import { createMetrics, type Metrics } from '../src/metrics.js'
-import type { Link } from '../src/link.js'
-import type { Registry } from '../src/registry.js'
-import type { FaultSpec } from '../src/fault.js'
-import type { Proxy } from '../src/proxy.js'
+import { createMetrics, type Metrics } from '../src/observe/metrics.js'
+import type { Link } from '../src/datapath/link.js'
+import type { Registry } from '../src/control/registry.js'
+import type { FaultSpec } from '../src/faults/fault.js'
+import type { Proxy } from '../src/datapath/proxy.js'
 
 type Samples = Map<string, number>
 

@@ -3,12 +3,12 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { pino } from 'pino'
 import { connect, echoServer, listen, proxyTo, readBytes, until, within } from './helpers/net.js'
-import { loggingObserver } from '../src/observe-log.js'
-import { createMetrics } from '../src/metrics.js'
-import { observers } from '../src/observer.js'
-import { throttledLog } from '../src/log.js'
-import type { Clock } from '../src/clock.js'
-import type { Registry } from '../src/registry.js'
+import { loggingObserver } from '../src/observe/log-observer.js'
+import { createMetrics } from '../src/observe/metrics.js'
+import { observers } from '../src/observe/observer.js'
+import { throttledLog } from '../src/core/log.js'
+import type { Clock } from '../src/core/clock.js'
+import type { Registry } from '../src/control/registry.js'
 
 /** A pino logger writing JSON lines into an array. */
 function memoryLogger(level: string) {

@@ -1,4 +1,4 @@
-// Partitions (src/partition.ts): blackhole, reset and refuse on open and new links, client CIDRs,
+// Partitions (src/control/partition.ts): blackhole, reset and refuse on open and new links, client CIDRs,
 // one direction, duration and flap on a manual clock, the API, configs and the CLI.
 import t, { type Test } from 'tap'
 import net, { type Socket } from 'node:net'
@@ -6,14 +6,14 @@ import path from 'node:path'
 import { once } from 'node:events'
 import { collect, connect, listen, readBytes, registry, until, within } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
-import { nullObserver } from '../src/observer.js'
-import { ManualClock } from '../src/clock.js'
-import { clientMatcher, parseTime } from '../src/partition.js'
-import { applyConfig, loadConfig, type ConfigIssue } from '../src/config.js'
+import { nullObserver } from '../src/observe/observer.js'
+import { ManualClock } from '../src/core/clock.js'
+import { clientMatcher, parseTime } from '../src/control/partition.js'
+import { applyConfig, loadConfig, type ConfigIssue } from '../src/control/config.js'
 import { startCoquin } from '../src/server.js'
 import { builtins } from '../behaviors/index.js'
-import { Coquin, CoquinApiError } from '../src/client.js'
-import type { RegistryOptions } from '../src/registry.js'
+import { Coquin, CoquinApiError } from '../src/client/index.js'
+import type { RegistryOptions } from '../src/control/registry.js'
 import { runCli } from './helpers/cli.js'
 
 /** An echo upstream that records what it gets, a registry counting dropped bytes, and proxy `db` in front. */

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { echoServer, readBytes, within } from './helpers/net.js'
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 const skip = !existsSync(CLI) && 'build first: npx tsc -p tsconfig.json'
 /** Starting coquin loads its modules: a few seconds on a busy 2-core machine. */
 const START_MS = 15_000

@@ -1,16 +1,16 @@
-// Scenarios (src/scenario.ts): timelines run in order on a manual clock, repeat, undo on stop and on a
+// Scenarios (src/control/scenario.ts): timelines run in order on a manual clock, repeat, undo on stop and on a
 // failed step, file:line:col validation, the API, the typed client and the CLI (short real times).
 import t, { type Test } from 'tap'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { listen, registry, until } from './helpers/net.js'
 import { withApi } from './helpers/api.js'
-import { ManualClock } from '../src/clock.js'
-import { loadScenario, parseScenario, type ScenarioRun } from '../src/scenario.js'
+import { ManualClock } from '../src/core/clock.js'
+import { loadScenario, parseScenario, type ScenarioRun } from '../src/control/scenario.js'
 import { startCoquin } from '../src/server.js'
-import { Coquin, CoquinApiError, CoquinScenarioError } from '../src/client.js'
+import { Coquin, CoquinApiError, CoquinScenarioError } from '../src/client/index.js'
 import { builtins } from '../behaviors/index.js'
-import type { Registry } from '../src/registry.js'
+import type { Registry } from '../src/control/registry.js'
 import { runCli } from './helpers/cli.js'
 
 /** A registry on a manual clock (unless given another) with proxies api and db in front of an echo server. */

@@ -1,4 +1,4 @@
-// SIGTERM as a user sends it: `node dist/src/cli.js serve`, a proxy made through the API, a link open.
+// SIGTERM as a user sends it: `node dist/src/cli/main.js serve`, a proxy made through the API, a link open.
 // Listeners and the control port stop at once; open links run on for --grace, then are cut; exit 0.
 import t from 'tap'
 import net from 'node:net'
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { echoServer, readBytes, within } from './helpers/net.js'
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 
 async function serve(t: { teardown(fn: () => unknown): void }, grace: number): Promise<{ child: ChildProcess; api: string; exited: Promise<{ code: number | null; ms: number }>; stderr: () => string }> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--grace', String(grace), '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] })

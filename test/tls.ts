@@ -15,17 +15,17 @@ import { leaf, testCA, type Pem } from './helpers/tls.js'
 import { portOf, withApi } from './helpers/api.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { ManualClock } from '../src/clock.js'
-import { observers, nullObserver, type Observer } from '../src/observer.js'
-import { createMetrics } from '../src/metrics.js'
-import { parseConfig } from '../src/config.js'
+import { ManualClock } from '../src/core/clock.js'
+import { observers, nullObserver, type Observer } from '../src/observe/observer.js'
+import { createMetrics } from '../src/observe/metrics.js'
+import { parseConfig } from '../src/control/config.js'
 import { builtins } from '../behaviors/index.js'
-import { selfSignedCertificate } from '../src/tls.js'
-import type { Registry } from '../src/registry.js'
+import { selfSignedCertificate } from '../src/datapath/tls.js'
+import type { Registry } from '../src/control/registry.js'
 
 type T = Test
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 const hasCurl = spawnSync('curl', ['--version']).status === 0
 
 const ca = await testCA()
@@ -346,7 +346,7 @@ t.test('control API: a proxy with tls is created by POST /proxies, and GET /prox
 t.test('typed client: create a TLS proxy and fetch the certificate to trust', async t => {
   const echo = await echoServer(t)
   const api = await withApi(t)
-  const { Coquin } = await import('../src/client.js')
+  const { Coquin } = await import('../src/client/index.js')
   const coquin = new Coquin(api.url)
   const p = await coquin.create({ name: 'typed', upstream: `127.0.0.1:${echo.port}`, tls: { listen: {} } })
   t.same(p.tls, { listen: {} })

@@ -12,13 +12,13 @@ import { fileURLToPath } from 'node:url'
 import { withApi } from './helpers/api.js'
 import { runCli } from './helpers/cli.js'
 import { echoServer, listen, registry, within } from './helpers/net.js'
-import { fromToxiproxyArgs } from '../src/toxiproxy-flags.js'
-import { parseConfig } from '../src/config.js'
-import { createMetrics } from '../src/metrics.js'
+import { fromToxiproxyArgs } from '../src/cli/toxiproxy-flags.js'
+import { parseConfig } from '../src/control/config.js'
+import { createMetrics } from '../src/observe/metrics.js'
 import { builtins } from '../behaviors/index.js'
-import { Coquin } from '../src/client.js'
+import { Coquin } from '../src/client/index.js'
 
-const CLI = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 
 // What toxiproxy's Go client (client/toxic.go: `Name string json:"name"`, no omitempty) and
 // `toxiproxy-cli toxic add -t latency -a latency=100 web` put on the wire when no name is given.

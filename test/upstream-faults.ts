@@ -8,7 +8,7 @@ import dns from 'node:dns'
 import { once } from 'node:events'
 import { assertEchoExact, connect, listen, readBytes, until, within } from './helpers/net.js'
 import { baseline, harness } from './helpers/faults.js'
-import { HIGH_WATER, type Link } from '../src/link.js'
+import { HIGH_WATER, type Link } from '../src/datapath/link.js'
 
 interface Ending { data: Buffer; how: string }
 /** Everything a socket receives, and how it ended: `FIN` (a clean end), or the error's code (`ECONNRESET`: a reset). */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs'
-import { loadConfig, MAX_CONFIG_BYTES } from '../src/config.js'
+import { loadConfig, MAX_CONFIG_BYTES } from '../src/control/config.js'
 import { builtins } from '../behaviors/index.js'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'

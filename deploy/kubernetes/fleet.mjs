@@ -21,7 +21,7 @@ if (!target || sep !== '--' || command.length === 0) {
 const m = /^(.*?)(?::(\d+))?$/.exec(target)
 const name = m[1]
 const port = m[2] ?? '8474'
-const local = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
+const local = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 const cli = process.env.COQUIN_CLI ?? (existsSync(local) ? local : null)
 const addresses = [...new Set((await lookup(name, { all: true })).map(a => (a.family === 6 ? `[${a.address}]` : a.address)))]
 let failed = 0

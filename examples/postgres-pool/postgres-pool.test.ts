@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import { startCoquin } from '../../src/index.js'
-import { Coquin } from '../../src/client.js'
+import { Coquin } from '../../src/client/index.js'
 import { findExecutable, freePort, ManualClock, until, within } from '../support.js'
 
 /** The LB's idle time (ms): a flow with no byte either way for this long is forgotten. */

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis, type RedisOptions } from 'ioredis'
-import { retryGaps, type JournalEvent, type LinkCloseEvent, type LinkOpenEvent, type ProxyHandle } from '../../src/client.js'
+import { retryGaps, type JournalEvent, type LinkCloseEvent, type LinkOpenEvent, type ProxyHandle } from '../../src/client/index.js'
 import { findExecutable, freePort, metric, until, within, withCoquin } from '../support.js'
 
 const REDIS_SERVER = findExecutable('redis-server')

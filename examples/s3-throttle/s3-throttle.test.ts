@@ -6,7 +6,7 @@
 // jitter, honours Retry-After, and counts its retries: the journal shows the gaps growing.
 import t, { type Test } from 'tap'
 import http from 'node:http'
-import { requestsFor, retryGaps, type HttpRequestEvent, type JournalEvent } from '../../src/client.js'
+import { requestsFor, retryGaps, type HttpRequestEvent, type JournalEvent } from '../../src/client/index.js'
 import { httpBackend, withCoquin } from '../support.js'
 
 /** Objects each caller uploads to the throttled bucket, in sequence. */

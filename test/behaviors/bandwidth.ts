@@ -2,8 +2,8 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { collect, connect, hashUntilEnd, listen, proxyTo, sendRandom, until, within, withEchoProxy, assertEchoExact } from '../helpers/net.js'
-import { HIGH_WATER } from '../../src/link.js'
-import type { Proxy } from '../../src/proxy.js'
+import { HIGH_WATER } from '../../src/datapath/link.js'
+import type { Proxy } from '../../src/datapath/proxy.js'
 
 /** Bytes held by the stages of the proxy's only link on one direction. */
 const held = (proxy: Proxy, dir: 'up' | 'down') => {

@@ -3,8 +3,8 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { collect, connect, listen, proxyTo, readBytes, until, within } from '../helpers/net.js'
-import { nullObserver } from '../../src/observer.js'
-import type { FaultSpec } from '../../src/fault.js'
+import { nullObserver } from '../../src/observe/observer.js'
+import type { FaultSpec } from '../../src/faults/fault.js'
 
 type T = Test
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { collect, connect, listen, proxyTo, readBytes, until, within } from '../helpers/net.js'
-import type { FaultSpec } from '../../src/fault.js'
+import type { FaultSpec } from '../../src/faults/fault.js'
 
 async function setup(t: Test, toxics: FaultSpec[]) {
   let accepted = 0

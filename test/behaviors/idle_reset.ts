@@ -4,7 +4,7 @@ import type net from 'node:net'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { collect, proxyTo, readBytes, until, within, withEchoProxy } from '../helpers/net.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../../src/core/clock.js'
 
 
 async function echo(c: net.Socket, s: string | Buffer): Promise<Buffer> {

@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { hashUntilEnd, readBytes, sendRandom, until, within, withEchoProxy } from '../helpers/net.js'
-import type { Proxy } from '../../src/proxy.js'
+import type { Proxy } from '../../src/datapath/proxy.js'
 
 /** Round-trip times of n sequential 8-byte ping-pongs through the echo. */
 async function pingPong(client: net.Socket, n: number): Promise<number[]> {

@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { collect, connect, listen, proxyTo, sha256, until, within, withEchoProxy } from '../helpers/net.js'
-import { nullObserver } from '../../src/observer.js'
+import { nullObserver } from '../../src/observe/observer.js'
 
 const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256))
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { collect, connect, echoServer, proxyTo, readBytes, until, within, withEchoProxy } from '../helpers/net.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../../src/core/clock.js'
 
 
 async function echo(c: net.Socket, s: string): Promise<string> {

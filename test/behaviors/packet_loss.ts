@@ -1,11 +1,11 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { connect, listen, proxyTo, until, within } from '../helpers/net.js'
-import { nullObserver } from '../../src/observer.js'
-import type { LinkView } from '../../src/behavior.js'
-import { silentLogger } from '../../src/log.js'
-import { realClock } from '../../src/clock.js'
-import { seededRandom } from '../../src/random.js'
+import { nullObserver } from '../../src/observe/observer.js'
+import type { LinkView } from '../../src/faults/behavior.js'
+import { silentLogger } from '../../src/core/log.js'
+import { realClock } from '../../src/core/clock.js'
+import { seededRandom } from '../../src/core/random.js'
 import packetLoss from '../../behaviors/packet_loss.js'
 
 /** Runs n chunks through one packet_loss stage: true for each chunk dropped, in order. */

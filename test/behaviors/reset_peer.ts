@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { collect, connect, echoServer, proxyTo, until, within, withEchoProxy } from '../helpers/net.js'
-import { nullObserver } from '../../src/observer.js'
+import { nullObserver } from '../../src/observe/observer.js'
 
 t.test('the first chunk arms it: timeout ms later both sides get a reset, and the data is dropped', async t => {
   let dropped = 0

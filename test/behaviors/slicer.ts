@@ -2,12 +2,12 @@ import t from 'tap'
 import { once } from 'node:events'
 import { hashUntilEnd, readBytes, sendRandom, sha256, until, within, withEchoProxy, collect, assertEchoExact } from '../helpers/net.js'
 import slicer from '../../behaviors/slicer.js'
-import { Catalog } from '../../src/fault.js'
-import { realClock } from '../../src/clock.js'
-import { seededRandom } from '../../src/random.js'
-import { silentLogger } from '../../src/log.js'
-import type { LinkView } from '../../src/behavior.js'
-import type { Proxy } from '../../src/proxy.js'
+import { Catalog } from '../../src/faults/fault.js'
+import { realClock } from '../../src/core/clock.js'
+import { seededRandom } from '../../src/core/random.js'
+import { silentLogger } from '../../src/core/log.js'
+import type { LinkView } from '../../src/faults/behavior.js'
+import type { Proxy } from '../../src/datapath/proxy.js'
 
 const held = (proxy: Proxy) => {
   const link = [...proxy.links][0]

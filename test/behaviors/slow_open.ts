@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { connect, listen, proxyTo, readBytes, until, within } from '../helpers/net.js'
-import type { FaultSpec } from '../../src/fault.js'
+import type { FaultSpec } from '../../src/faults/fault.js'
 
 async function setup(t: Test, toxics: FaultSpec[]) {
   const acceptedAt: number[] = []

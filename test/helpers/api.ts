@@ -1,8 +1,8 @@
 // Fixtures for control-API tests: a registry and its API on 127.0.0.1, port 0, logs captured.
 import { pino } from 'pino'
 import { performance } from 'node:perf_hooks'
-import { startApi, type ApiOptions } from '../../src/api.js'
-import type { RegistryOptions } from '../../src/registry.js'
+import { startApi, type ApiOptions } from '../../src/api/api.js'
+import type { RegistryOptions } from '../../src/control/registry.js'
 import { connect, readBytes, registry } from './net.js'
 
 type T = { teardown(fn: () => unknown): void }

@@ -1,6 +1,6 @@
 // The `coquin` client commands run in this process: a fresh program each time, output and exit code captured.
 import { Command, CommanderError } from 'commander'
-import { registerClientCommands } from '../../src/cli-client.js'
+import { registerClientCommands } from '../../src/cli/commands.js'
 
 export interface CliRun { code: number; stdout: string; stderr: string }
 

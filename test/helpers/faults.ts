@@ -1,9 +1,9 @@
 // Fixtures for the tests of misbehaving peers (test/upstream-faults.ts, test/client-faults.ts): a proxy
 // with its own metrics and readers for its counters, and a leak check on descriptors, sockets and timers.
 import { readdirSync } from 'node:fs'
-import { createMetrics } from '../../src/metrics.js'
-import type { Registry } from '../../src/registry.js'
-import type { FaultSpec } from '../../src/fault.js'
+import { createMetrics } from '../../src/observe/metrics.js'
+import type { Registry } from '../../src/control/registry.js'
+import type { FaultSpec } from '../../src/faults/fault.js'
 import { registry, until } from './net.js'
 
 type T = { teardown(fn: () => unknown): void; ok(v: unknown, msg: string): unknown }

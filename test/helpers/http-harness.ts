@@ -3,13 +3,13 @@
 import net from 'node:net'
 import http from 'node:http'
 import { once } from 'node:events'
-import { Catalog, Fault, type FaultSpec } from '../../src/fault.js'
+import { Catalog, Fault, type FaultSpec } from '../../src/faults/fault.js'
 import { builtins } from '../../behaviors/index.js'
-import { createHttpStages, type HttpLinkView } from '../../src/http/index.js'
-import { seededRandom } from '../../src/random.js'
-import { ManualClock, realClock, type Clock } from '../../src/clock.js'
-import { silentLogger } from '../../src/log.js'
-import type { Sink, Stage } from '../../src/behavior.js'
+import { createHttpStages, type HttpLinkView } from '../../src/protocols/http/index.js'
+import { seededRandom } from '../../src/core/random.js'
+import { ManualClock, realClock, type Clock } from '../../src/core/clock.js'
+import { silentLogger } from '../../src/core/log.js'
+import type { Sink, Stage } from '../../src/faults/behavior.js'
 
 type T = { teardown(fn: () => unknown): void }
 

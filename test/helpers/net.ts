@@ -2,10 +2,10 @@
 import net from 'node:net'
 import { once } from 'node:events'
 import { createHash, randomBytes } from 'node:crypto'
-import { Registry, type RegistryOptions } from '../../src/registry.js'
+import { Registry, type RegistryOptions } from '../../src/control/registry.js'
 import { builtins } from '../../behaviors/index.js'
-import type { Proxy } from '../../src/proxy.js'
-import type { FaultSpec } from '../../src/fault.js'
+import type { Proxy } from '../../src/datapath/proxy.js'
+import type { FaultSpec } from '../../src/faults/fault.js'
 
 type T = { teardown(fn: () => unknown): void }
 

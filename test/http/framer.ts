@@ -1,6 +1,6 @@
 import t from 'tap'
-import { Framer, parseHead, MAX_HEAD_BYTES, type FrameHandler, type Head } from '../../src/http/framer.js'
-import { seededRandom } from '../../src/random.js'
+import { Framer, parseHead, MAX_HEAD_BYTES, type FrameHandler, type Head } from '../../src/protocols/http/framer.js'
+import { seededRandom } from '../../src/core/random.js'
 
 type Ev = { e: 'head'; text: string; status?: number; method?: string } | { e: 'body'; text: string } | { e: 'end' } | { e: 'raw'; text: string } | { e: 'error'; reason: string }
 

@@ -12,7 +12,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { pino } from 'pino'
 import { registry as makeRegistry, listen, until, within } from '../helpers/net.js'
-import type { Proxy } from '../../src/proxy.js'
+import type { Proxy } from '../../src/datapath/proxy.js'
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 424_242
 const RUNS = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) : 120

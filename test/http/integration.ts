@@ -3,7 +3,7 @@ import t from 'tap'
 import http from 'node:http'
 import { registry, until } from '../helpers/net.js'
 import { httpServer, request } from '../helpers/http-harness.js'
-import { nullObserver, type Observer } from '../../src/observer.js'
+import { nullObserver, type Observer } from '../../src/observe/observer.js'
 
 
 t.test('a protocol: http proxy: per-request faults, journal events, live changes, TCP faults after', async t => {

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { checkMatch, compileMatch, globToRegExp, type MatchSpec } from '../../src/http/match.js'
-import { splitTarget } from '../../src/http/stages.js'
-import type { HttpRequest } from '../../src/behavior.js'
+import { checkMatch, compileMatch, globToRegExp, type MatchSpec } from '../../src/protocols/http/match.js'
+import { splitTarget } from '../../src/protocols/http/stages.js'
+import type { HttpRequest } from '../../src/faults/behavior.js'
 
 const req = (over: Partial<HttpRequest> = {}): HttpRequest => ({
   method: 'GET', target: '/', path: '/', query: {}, version: '1.1', headers: {}, rawHeaders: [],

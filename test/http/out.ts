@@ -1,6 +1,6 @@
 import t from 'tap'
-import { Out } from '../../src/http/out.js'
-import { ManualClock } from '../../src/clock.js'
+import { Out } from '../../src/protocols/http/out.js'
+import { ManualClock } from '../../src/core/clock.js'
 
 const b = (s: string) => Buffer.from(s, 'latin1')
 

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { existsSync } from 'node:fs'
 import { exchange, httpProxy, httpServer, rawServer, request } from '../helpers/http-harness.js'
 import { until, within } from '../helpers/net.js'
-import { seededRandom } from '../../src/random.js'
+import { seededRandom } from '../../src/core/random.js'
 
 /** A raw upstream: waits for exactly `expect` bytes, then writes `reply` in random pieces and ends. */
 async function scripted(t: { teardown(fn: () => unknown): void }, expect: Buffer, reply: Buffer, seed = 1) {

@@ -1,11 +1,11 @@
 import t from 'tap'
-import { createHttpStages, type HttpLinkView } from '../../src/http/stages.js'
-import { seededRandom, type Random } from '../../src/random.js'
-import { silentLogger } from '../../src/log.js'
+import { createHttpStages, type HttpLinkView } from '../../src/protocols/http/stages.js'
+import { seededRandom, type Random } from '../../src/core/random.js'
+import { silentLogger } from '../../src/core/log.js'
 import { ManualClock, makeFault } from '../helpers/http-harness.js'
-import type { Fault, FaultSpec } from '../../src/fault.js'
-import type { HttpExchangeEvent } from '../../src/http/stages.js'
-import type { HttpRequestInfo } from '../../src/observer.js'
+import type { Fault, FaultSpec } from '../../src/faults/fault.js'
+import type { HttpExchangeEvent } from '../../src/protocols/http/stages.js'
+import type { HttpRequestInfo } from '../../src/observe/observer.js'
 
 // The layer's exchange event is what the observer's httpRequest takes: the link passes it straight on.
 void ((e: HttpExchangeEvent): HttpRequestInfo => e)

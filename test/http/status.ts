@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import { httpProxy, httpServer, rawClient, request } from '../helpers/http-harness.js'
 import { until } from '../helpers/net.js'
-import { seededRandom } from '../../src/random.js'
+import { seededRandom } from '../../src/core/random.js'
 
 async function upstream(t: { teardown(fn: () => unknown): void }) {
   const seen: string[] = []

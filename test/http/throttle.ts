@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import { ManualClock, httpProxy, httpServer, makeFault, request } from '../helpers/http-harness.js'
 import throttle from '../../behaviors/http_throttle.js'
-import type { HttpRequest } from '../../src/behavior.js'
+import type { HttpRequest } from '../../src/faults/behavior.js'
 
 async function upstream(t: { teardown(fn: () => unknown): void }) {
   const seen: string[] = []

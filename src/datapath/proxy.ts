@@ -3,16 +3,16 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { once } from 'node:events'
-import type { Clock } from './clock.js'
-import { Fault } from './fault.js'
+import type { Clock } from '../core/clock.js'
+import { Fault } from '../faults/fault.js'
 import { Link, type LinkOwner } from './link.js'
-import type { HttpFallbackPolicy } from './http/index.js'
-import type { Logger, ThrottledLog } from './log.js'
-import type { Observer } from './observer.js'
-import type { Random } from './random.js'
+import type { HttpFallbackPolicy } from '../protocols/http/index.js'
+import type { Logger, ThrottledLog } from '../core/log.js'
+import type { Observer } from '../observe/observer.js'
+import type { Random } from '../core/random.js'
 import type { LinkBudget } from './link-budget.js'
 import { rememberRaw, tlsJSON, type ProxyTls } from './tls.js'
-import { InvalidAddressError, InvalidRequestError, ListenError, ToxicExistsError, ToxicNotFoundError } from './errors.js'
+import { InvalidAddressError, InvalidRequestError, ListenError, ToxicExistsError, ToxicNotFoundError } from '../core/errors.js'
 
 export interface HostPort { host: string; port: number }
 
@@ -61,7 +61,7 @@ export interface ProxyOptions {
   header_faults?: boolean
   /** HTTP mode: what to do with a link whose bytes cannot be framed: pass them through unmatched, or close it. */
   http_fallback?: HttpFallbackPolicy
-  /** TLS to terminate and/or originate, loaded (src/tls.ts loadTls). */
+  /** TLS to terminate and/or originate, loaded (src/datapath/tls.ts loadTls). */
   tls?: ProxyTls
 }
 
@@ -71,7 +71,7 @@ export interface ProxyContext {
   random: Random
   observer: Observer
   warn: ThrottledLog
-  /** Shared by every proxy of a registry (src/link-budget.ts); unlimited when absent. */
+  /** Shared by every proxy of a registry (src/datapath/link-budget.ts); unlimited when absent. */
   budget?: LinkBudget
 }
 
@@ -90,7 +90,7 @@ export class Proxy implements LinkOwner {
   /** Accept errors the listener reported (EMFILE/ENFILE the kernel could not shed): it keeps listening. */
   acceptErrors = 0
   readonly faults: Fault[] = []
-  /** The faults of the partitions cutting this proxy now (src/partition.ts): never listed as toxics. */
+  /** The faults of the partitions cutting this proxy now (src/control/partition.ts): never listed as toxics. */
   readonly cuts: Fault[] = []
   readonly log: Logger
   readonly clock: Clock
@@ -156,7 +156,7 @@ export class Proxy implements LinkOwner {
       throw new ListenError(triedAddress(err as NodeJS.ErrnoException, { host, port }), bindReason(err as NodeJS.ErrnoException)).because(err)
     }
     // Once listening (a bind error is the ListenError above, not this): EMFILE/ENFILE on accept that
-    // libuv could not shed on its spare descriptor. The link budget (src/link-budget.ts) keeps us short of it.
+    // libuv could not shed on its spare descriptor. The link budget (src/datapath/link-budget.ts) keeps us short of it.
     server.on('error', err => {
       this.acceptErrors++
       this.#warn('warn', `${this.name}:accept:${(err as NodeJS.ErrnoException).code}`, { err }, 'accept failed')

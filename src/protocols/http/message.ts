@@ -1,6 +1,6 @@
 // Heads coquin writes: an edited copy of a head that passed through, or a response of its own.
 import { STATUS_CODES } from 'node:http'
-import type { HeaderEdit } from '../behavior.js'
+import type { HeaderEdit } from '../../faults/behavior.js'
 import type { Head } from './framer.js'
 
 /** Strips what would end a line: a set value can never inject a field or a message. */

@@ -3,7 +3,7 @@
 import net from 'node:net'
 import http from 'node:http'
 import { once } from 'node:events'
-import { parseAddress } from './proxy.js'
+import { parseAddress } from '../datapath/proxy.js'
 
 export interface DemoOptions { echo?: string; http?: string }
 export interface Demo { close(): Promise<void>; echo?: string; http?: string }

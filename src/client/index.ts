@@ -6,9 +6,9 @@
 //   const redis = await coquin.proxy({ name: 'redis', listen: '127.0.0.1:26379', upstream: '127.0.0.1:6379' })
 //   await redis.withFault({ type: 'latency', attributes: { latency: 200 } }, async () => { ... })
 
-import { eventsQuery, ndjson, type DroppedNotice, type EventFilter, type JournalEvent, type LinkInfo } from './client-events.js'
+import { eventsQuery, ndjson, type DroppedNotice, type EventFilter, type JournalEvent, type LinkInfo } from './events.js'
 
-export * from './client-events.js'
+export * from './events.js'
 
 export type FaultStream = 'upstream' | 'downstream' | 'both'
 

@@ -3,8 +3,8 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Type, type TObject } from '@sinclair/typebox'
 import { MAX_COUNT, type Behavior } from './behavior.js'
-import type { Random } from './random.js'
-import { CoquinError, InvalidAttributesError, InvalidStreamError, InvalidToxicTypeError, InvalidRequestError } from './errors.js'
+import type { Random } from '../core/random.js'
+import { CoquinError, InvalidAttributesError, InvalidStreamError, InvalidToxicTypeError, InvalidRequestError } from '../core/errors.js'
 
 export type FaultStream = 'upstream' | 'downstream' | 'both'
 

@@ -1,7 +1,7 @@
 // The journal as `coquin/client` sees it: the wire types of `GET /events` and `GET /proxies/{name}/links`,
 // and pure helpers for the assertions resilience tests make ("how many attempts, on how many
 // connections, after what backoff?"). No server code is imported: the client runs anywhere.
-// (Re-exported by client.ts; the server's side is src/journal.ts, whose wire shapes these mirror.)
+// (Re-exported by client.ts; the server's side is src/observe/journal.ts, whose wire shapes these mirror.)
 
 export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'http_request' | 'http_fallback'
 

@@ -2,11 +2,11 @@
 // upstream stage frames requests and decides the HTTP faults for each; the downstream stage frames
 // responses, pairs them FIFO with the requests, and sends coquin's own responses in their turn.
 // With no HTTP fault firing, every byte passes untouched, in slices of the chunks that came in.
-import type { HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../behavior.js'
-import type { Clock, Timer } from '../clock.js'
-import type { Fault } from '../fault.js'
-import type { Logger } from '../log.js'
-import type { Random } from '../random.js'
+import type { HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../../faults/behavior.js'
+import type { Clock, Timer } from '../../core/clock.js'
+import type { Fault } from '../../faults/fault.js'
+import type { Logger } from '../../core/log.js'
+import type { Random } from '../../core/random.js'
 import { Framer, type FrameHandler, type Head, type RequestHead, type ResponseHead } from './framer.js'
 import { matcherOf } from './match.js'
 import { buildResponse, mergeEdits, rewriteHead, type SyntheticResponse } from './message.js'

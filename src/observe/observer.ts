@@ -1,7 +1,7 @@
 // What the core tells the outside about links and faults: metrics and the journal listen here.
 // The data path calls only per-link or per-fault methods, never per chunk.
-import type { Fault } from './fault.js'
-import type { Link } from './link.js'
+import type { Fault } from '../faults/fault.js'
+import type { Link } from '../datapath/link.js'
 
 export interface Observer {
   linkOpened(proxy: string, link: Link): void

@@ -1,6 +1,6 @@
-import type { FaultSpec } from './fault.js'
-import { InvalidRequestError } from './errors.js'
-import { parseValue } from './cli-client.js'
+import type { FaultSpec } from '../faults/fault.js'
+import { InvalidRequestError } from '../core/errors.js'
+import { parseValue } from './commands.js'
 
 
 /**

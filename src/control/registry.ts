@@ -1,18 +1,18 @@
 // The proxy registry: every proxy of one coquin process, and the faults on them. The control API,
 // configs and the embedded test server all drive coquin through this class.
-import type { Behavior } from './behavior.js'
-import { realClock, type Clock } from './clock.js'
-import { Catalog, Fault, parseToxicity, type FaultSpec } from './fault.js'
-import { silentLogger, throttledLog, type Logger, type ThrottledLog } from './log.js'
-import { nullObserver, type Observer } from './observer.js'
-import { PROXY_NAME, PROXY_NAME_RULE, Proxy } from './proxy.js'
-import { hashString, randomSeed, seededRandom } from './random.js'
+import type { Behavior } from '../faults/behavior.js'
+import { realClock, type Clock } from '../core/clock.js'
+import { Catalog, Fault, parseToxicity, type FaultSpec } from '../faults/fault.js'
+import { silentLogger, throttledLog, type Logger, type ThrottledLog } from '../core/log.js'
+import { nullObserver, type Observer } from '../observe/observer.js'
+import { PROXY_NAME, PROXY_NAME_RULE, Proxy } from '../datapath/proxy.js'
+import { hashString, randomSeed, seededRandom } from '../core/random.js'
 import { Partitions } from './partition.js'
 import { Scenarios } from './scenario.js'
-import { linkBudget, type LinkBudget } from './link-budget.js'
-import { checkTlsSpec, loadTls, type TlsSpec } from './tls.js'
-import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
-import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from './errors.js'
+import { linkBudget, type LinkBudget } from '../datapath/link-budget.js'
+import { checkTlsSpec, loadTls, type TlsSpec } from '../datapath/tls.js'
+import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from '../protocols/http/index.js'
+import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from '../core/errors.js'
 
 export interface RegistryOptions {
   behaviors: readonly Behavior[]
@@ -20,7 +20,7 @@ export interface RegistryOptions {
   log?: Logger
   clock?: Clock
   observer?: Observer
-  /** Links open at once over all proxies; default: what the file descriptor limit allows (src/link-budget.ts). */
+  /** Links open at once over all proxies; default: what the file descriptor limit allows (src/datapath/link-budget.ts). */
   maxLinks?: number
 }
 
@@ -62,7 +62,7 @@ export class Registry {
   readonly budget: LinkBudget
   /** Named cuts of the paths through proxies; they outlive a proxy's re-creation under the same name. */
   readonly partitions: Partitions
-  /** Timelines running against this registry (src/scenario.ts). */
+  /** Timelines running against this registry (src/control/scenario.ts). */
   readonly scenarios: Scenarios
 
   constructor(opts: RegistryOptions) {

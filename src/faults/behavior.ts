@@ -2,10 +2,10 @@
 // (TypeBox, the single source for validation, defaults, the config JSON Schema and the docs) and
 // either a stage factory (a fault on the data path) or a connect decision (a fault at accept time).
 import { Type, type TObject, type Static } from '@sinclair/typebox'
-import { MAX_TIMER_MS, type Clock, type Timer } from './clock.js'
+import { MAX_TIMER_MS, type Clock, type Timer } from '../core/clock.js'
 export { MAX_TIMER_MS }
-import type { Logger } from './log.js'
-import type { Random } from './random.js'
+import type { Logger } from '../core/log.js'
+import type { Random } from '../core/random.js'
 
 export { Type }
 export type { Static, TObject, Clock, Timer, Logger, Random }
@@ -188,7 +188,7 @@ export const httpMatch = Type.Object({
 
 export type HttpMatch = Static<typeof httpMatch>
 
-export { checkMatch } from './http/match.js'
+export { checkMatch } from '../protocols/http/match.js'
 
 export interface Pace {
   /** Bytes in the next piece (≥ 1). */

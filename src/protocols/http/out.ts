@@ -3,8 +3,8 @@
 // With nothing queued, writes go straight through; adjacent ranges of one chunk are merged (no slice is
 // made until they are handed on), so a chunk that passes untouched is written once, itself, as on the
 // TCP fast path.
-import type { Sink } from '../behavior.js'
-import type { Clock, Timer } from '../clock.js'
+import type { Sink } from '../../faults/behavior.js'
+import type { Clock, Timer } from '../../core/clock.js'
 
 /** Where output goes: the stage's queue, or the place of a gate being filled. */
 export interface Emit {

@@ -11,12 +11,12 @@
 // Followers (`subscribe`) get new events as they come. One that cannot keep up is a cursor into the
 // ring (no per-follower copy): it may lag at most its backlog bound, then its oldest waiting events
 // are dropped and a `dropped` notice says how many.
-import type { Fault } from './fault.js'
-import type { Link } from './link.js'
+import type { Fault } from '../faults/fault.js'
+import type { Link } from '../datapath/link.js'
 import type { HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
-import { formatAddress } from './proxy.js'
-// The wire shapes are the client's (src/client-events.ts, free of server code): one definition for both sides.
-import type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from './client-events.js'
+import { formatAddress } from '../datapath/proxy.js'
+// The wire shapes are the client's (src/client/events.ts, free of server code): one definition for both sides.
+import type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from '../client/events.js'
 export type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
 
 export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request', 'http_fallback'] as const

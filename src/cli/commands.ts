@@ -7,8 +7,8 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import {
   Coquin, CoquinApiError, CoquinUnreachableError, type DroppedNotice, type EventFilter, type Fault, type FaultStream,
   type JournalEvent, type JournalEventType, type LinkInfo, type ProxyInfo,
-} from './client.js'
-import type { PartitionInfo, ScenarioInfo } from './client.js'
+} from '../client/index.js'
+import type { PartitionInfo, ScenarioInfo } from '../client/index.js'
 import { formatPairs, formatTable } from './table.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:8474'
@@ -484,7 +484,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
     .description('check a scenario file against the schema of this coquin\'s behaviors, without a server')
     .argument('<file>', 'scenario file (YAML)')
     .action(action(async (_cmd, file: string) => {
-      const [{ builtins }, { loadScenario }] = await Promise.all([import('../behaviors/index.js'), import('./scenario.js')])
+      const [{ builtins }, { loadScenario }] = await Promise.all([import('../../behaviors/index.js'), import('../control/scenario.js')])
       let s
       try {
         s = await loadScenario(file, builtins)
@@ -523,7 +523,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
     .description('list the toxic types built into this coquin, with their attributes and defaults')
     .option('--json', 'print type, summary and attribute schema as JSON')
     .action(action(async cmd => {
-      const { builtins } = await import('../behaviors/index.js')
+      const { builtins } = await import('../../behaviors/index.js')
       const attrs = (b: (typeof builtins)[number]) =>
         Object.entries(b.attributes.properties).map(([k, s]) => [k, (s as { default?: unknown }).default] as const)
       if (cmd.opts().json) {

@@ -2,11 +2,11 @@
 // certificate or a throwaway self-signed one, and/or originate TLS to the upstream. The link in
 // between is the same as ever: one upstream connection per client connection, bytes in the clear.
 import { X509Certificate } from 'node:crypto'
-import { readRegularFile } from './files.js'
+import { readRegularFile } from '../core/files.js'
 import path from 'node:path'
 import tls from 'node:tls'
 import type net from 'node:net'
-import { InvalidRequestError } from './errors.js'
+import { InvalidRequestError } from '../core/errors.js'
 
 /** `tls:` on a proxy, as configs and the API give it. Files are paths, or PEM text inline. */
 export interface TlsSpec {

@@ -2,11 +2,11 @@
 // The `coquin` command: `serve` and the one-shot `proxy` start a server; the other subcommands drive
 // a running one through its control API. The only file that reads argv/env or calls process.exit.
 import { Command, Option } from 'commander'
-import { createLogger } from './log.js'
-import type { StartOptions } from './server.js'
-import { registerClientCommands } from './cli-client.js'
+import { createLogger } from '../core/log.js'
+import type { StartOptions } from '../server.js'
+import { registerClientCommands } from './commands.js'
 import { parseFaultFlag } from './fault-flag.js'
-import { version } from './version.js'
+import { version } from '../core/version.js'
 import { fromToxiproxyArgs } from './toxiproxy-flags.js'
 
 function fail(err: unknown): never {
@@ -48,7 +48,7 @@ async function run(opts: StartOptions & { host: string; grace: number; logLevel:
   let server
   try {
     // Loaded here, not at the top: client subcommands stay quick to start.
-    const { startCoquin } = await import('./server.js')
+    const { startCoquin } = await import('../server.js')
     server = await startCoquin({ ...opts, graceMs: opts.grace, log, ...(token ? { token } : {}) })
   } catch (err) {
     fail(err)
@@ -100,7 +100,7 @@ program.command('cert')
   .option('--days <n>', 'validity in days', positive('--days'), 30)
   .action(async (names: string[], o: { out?: string; days: number }) => {
     try {
-      const { selfSignedCertificate } = await import('./tls.js')
+      const { selfSignedCertificate } = await import('../datapath/tls.js')
       const c = await selfSignedCertificate(names, o.days)
       if (!o.out) { process.stdout.write(c.cert + c.key); return }
       const { mkdir, writeFile } = await import('node:fs/promises')

@@ -22,13 +22,13 @@
 //       proxy: { name: api, enabled: true }
 import { basename, extname } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
-import type { Behavior } from './behavior.js'
-import type { Timer } from './clock.js'
+import type { Behavior } from '../faults/behavior.js'
+import type { Timer } from '../core/clock.js'
 import { checkWith, configSchema, Locator, readConfigText, readYaml, same, valueLocator, type Issue } from './config.js'
-import { toxicName, type FaultStream } from './fault.js'
+import { toxicName, type FaultStream } from '../faults/fault.js'
 import { formatTime, MAX_TIME_MS, parseTime, partitionProblems, timeSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import type { Registry } from './registry.js'
-import { ConfigReadError, ScenarioInvalidError, ScenarioNotFoundError } from './errors.js'
+import { ConfigReadError, ScenarioInvalidError, ScenarioNotFoundError } from '../core/errors.js'
 
 export const SCENARIO_SCHEMA_ID = 'urn:coquin:scenario'
 

@@ -3,13 +3,13 @@
 // and the destination socket; with no stage, chunks go straight across (the fast path).
 import net from 'node:net'
 import tls from 'node:tls'
-import type { Clock, Timer } from './clock.js'
-import type { Fault } from './fault.js'
-import type { Logger } from './log.js'
-import type { Observer } from './observer.js'
-import type { Random } from './random.js'
-import type { LinkView, Sink, Stage, Stream } from './behavior.js'
-import { createHttpStages, fallbackReason, type HttpExchangeEvent, type HttpFallbackPolicy, type HttpLinkView } from './http/index.js'
+import type { Clock, Timer } from '../core/clock.js'
+import type { Fault } from '../faults/fault.js'
+import type { Logger } from '../core/log.js'
+import type { Observer } from '../observe/observer.js'
+import type { Random } from '../core/random.js'
+import type { LinkView, Sink, Stage, Stream } from '../faults/behavior.js'
+import { createHttpStages, fallbackReason, type HttpExchangeEvent, type HttpFallbackPolicy, type HttpLinkView } from '../protocols/http/index.js'
 import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
@@ -26,7 +26,7 @@ export interface LinkOwner {
   readonly random: Random
   readonly observer: Observer
   readonly faults: readonly Fault[]
-  /** The faults of partitions cutting this proxy (src/partition.ts): decided after `faults`, never listed. */
+  /** The faults of partitions cutting this proxy (src/control/partition.ts): decided after `faults`, never listed. */
   readonly cuts?: readonly Fault[]
   /** `http`: the HTTP stages (src/http) head both chains for the link's life. */
   readonly protocol?: 'tcp' | 'http'
@@ -34,7 +34,7 @@ export interface LinkOwner {
   readonly headerFaults?: boolean
   /** HTTP mode: what happens to a link that cannot be framed (the proxy's `http_fallback`); read when it happens. */
   readonly httpFallback?: HttpFallbackPolicy
-  /** TLS to originate to the upstream (src/tls.ts); the client socket arrives already decrypted. */
+  /** TLS to originate to the upstream (src/datapath/tls.ts); the client socket arrives already decrypted. */
   readonly tls?: ProxyTls
   upstreamTarget(): { host: string; port: number }
   linkClosed(link: Link): void
@@ -496,7 +496,7 @@ export class Link {
   }
 
   /** The only way a link ends; idempotent. Sockets are destroyed, stages and timers cancelled.
-   *  Logging is the observer's (src/observe-log.ts): one debug line at close, rate-limited warnings. */
+   *  Logging is the observer's (src/observe/log-observer.ts): one debug line at close, rate-limited warnings. */
   destroy(reason: string, err?: Error): void {
     if (this.closed) return
     destroySocket(this.client)

@@ -1,6 +1,6 @@
 // Request matching for HTTP faults: `attributes.match` compiled once per attributes object.
 import net from 'node:net'
-import type { HttpRequest } from '../behavior.js'
+import type { HttpRequest } from '../../faults/behavior.js'
 
 export interface MatchSpec {
   readonly method?: string | readonly string[]

@@ -43,13 +43,13 @@ export function isPeerError(err: unknown): boolean {
   return PEER_CODES.has((err as NodeJS.ErrnoException | undefined)?.code ?? '')
 }
 
-// Control API (src/api.ts).
+// Control API (src/api/api.ts).
 export const MethodNotAllowedError = define('COQUIN_ERR_METHOD_NOT_ALLOWED', 405, () => 'method not allowed')
 export const ApiTimeoutError = define('COQUIN_ERR_API_TIMEOUT', 503, (ms: number) => `request not handled within ${ms} ms`)
 /** Anything thrown that is not a CoquinError: a bug, answered as a 500 and logged at error. */
 export const InternalError = define('COQUIN_ERR_INTERNAL', 500, (detail: string) => detail)
 
-// Partitions (src/partition.ts) and scenarios (src/scenario.ts).
+// Partitions (src/control/partition.ts) and scenarios (src/control/scenario.ts).
 export const PartitionNotFoundError = define('COQUIN_ERR_PARTITION_NOT_FOUND', 404, (name: string) => `partition not found: ${name}`)
 export const PartitionExistsError = define('COQUIN_ERR_PARTITION_EXISTS', 409, (name: string) => `partition already exists: ${name}`)
 export const ScenarioInvalidError = define('COQUIN_ERR_SCENARIO_INVALID', 400, (detail: string) => detail)

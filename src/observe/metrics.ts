@@ -2,10 +2,10 @@
 // pays nothing: bytes are the plain numbers each link already keeps, per-link events bump plain
 // numbers in a per-proxy record, and prom-client only sees them at scrape time, in collect().
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
-import type { Fault } from './fault.js'
-import type { Link } from './link.js'
+import type { Fault } from '../faults/fault.js'
+import type { Link } from '../datapath/link.js'
 import type { Observer } from './observer.js'
-import { Proxy, formatAddress } from './proxy.js'
+import { Proxy, formatAddress } from '../datapath/proxy.js'
 
 export interface MetricsOptions {
   /** The live proxies (e.g. `() => registry.proxies.values()`), read at scrape time for live links' bytes. */

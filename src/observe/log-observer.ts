@@ -1,6 +1,6 @@
 // Logs what the core observes (STYLE §7): one debug line per link at open and at close, and upstream
 // connect errors as throttled warnings, so that a dead upstream under load writes a few lines, not one per client.
-import type { Logger, ThrottledLog } from './log.js'
+import type { Logger, ThrottledLog } from '../core/log.js'
 import type { Observer } from './observer.js'
 
 export function loggingObserver(log: Logger, warn: ThrottledLog): Observer {

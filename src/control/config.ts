@@ -4,18 +4,18 @@
 // config has its defaults filled in and is deeply frozen. applyConfig brings a registry to it.
 import { accessSync, constants } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
-import { FileReadError, readRegularFile } from './files.js'
+import { FileReadError, readRegularFile } from '../core/files.js'
 import path from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
-import type { Behavior } from './behavior.js'
-import { attributeSchema, toxicName, type FaultStream } from './fault.js'
-import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from './http/index.js'
+import type { Behavior } from '../faults/behavior.js'
+import { attributeSchema, toxicName, type FaultStream } from '../faults/fault.js'
+import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from '../protocols/http/index.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
-import { parseAddress, PROXY_NAME, PROXY_NAME_RULE } from './proxy.js'
+import { parseAddress, PROXY_NAME, PROXY_NAME_RULE } from '../datapath/proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
-import type { TlsSpec } from './tls.js'
-import { ConfigInvalidError, ConfigReadError, type CoquinError } from './errors.js'
+import type { TlsSpec } from '../datapath/tls.js'
+import { ConfigInvalidError, ConfigReadError, type CoquinError } from '../core/errors.js'
 
 export const SCHEMA_ID = 'urn:coquin:config'
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -45,14 +45,14 @@ export interface ProxyConfig extends ProxySpec {
 export interface Settings {
   readonly seed?: number
   readonly log_level?: (typeof LOG_LEVELS)[number]
-  /** coquin's built-in demo upstreams (see src/demo.ts), for the default config. */
+  /** coquin's built-in demo upstreams (see src/control/demo.ts), for the default config. */
   readonly demo?: { readonly echo?: string; readonly http?: string }
 }
 
 export interface Config {
   readonly file: string
   readonly proxies: readonly ProxyConfig[]
-  /** Partitions cut when the config is applied (src/partition.ts); times in ms. Absent when none. */
+  /** Partitions cut when the config is applied (src/control/partition.ts); times in ms. Absent when none. */
   readonly partitions?: readonly PartitionConfig[]
   readonly settings: Settings
 }
@@ -103,7 +103,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
     $id: SCHEMA_ID,
     title: 'coquin config',
     description: 'Proxies, their faults ("toxics") and settings for coquin, a chaos and fault-injection proxy. ' +
-      'Generated from the behaviors by src/config.ts: do not edit.',
+      'Generated from the behaviors by src/control/config.ts: do not edit.',
     type: 'object',
     additionalProperties: false,
     required: ['proxies'],
@@ -164,7 +164,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
           },
         },
       },
-      partition: { ...partitionSchema(), description: 'a named cut of the paths through some proxies (src/partition.ts)' },
+      partition: { ...partitionSchema(), description: 'a named cut of the paths through some proxies (src/control/partition.ts)' },
       settings: {
         type: 'object',
         additionalProperties: false,
@@ -469,7 +469,7 @@ export function checkWith(loc: Locator, data: unknown, opts: CheckOptions): void
 
 /**
  * YAML (or JSON) text → its value and a Locator for it; syntax errors and alias bombs are thrown as
- * issues with their line and column. The machinery of configs and scenarios (src/scenario.ts).
+ * issues with their line and column. The machinery of configs and scenarios (src/control/scenario.ts).
  */
 export function readYaml(file: string, text: string, E: new (detail: string) => CoquinError = ConfigInvalidError): { raw: unknown; doc: Document; lines: LineCounter } {
   const lines = new LineCounter()

@@ -6,15 +6,15 @@ import http from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo, Socket } from 'node:net'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
-import type { Registry, ProxySpec } from './registry.js'
-import { bindReason, formatAddress, triedAddress, type Proxy } from './proxy.js'
-import type { FaultSpec } from './fault.js'
-import type { Logger } from './log.js'
-import { scenarioFromBody } from './scenario.js'
-import { openLinks, parseEventQuery, type EventQuery, type Journal, type Subscription } from './journal.js'
+import type { Registry, ProxySpec } from '../control/registry.js'
+import { bindReason, formatAddress, triedAddress, type Proxy } from '../datapath/proxy.js'
+import type { FaultSpec } from '../faults/fault.js'
+import type { Logger } from '../core/log.js'
+import { scenarioFromBody } from '../control/scenario.js'
+import { openLinks, parseEventQuery, type EventQuery, type Journal, type Subscription } from '../observe/journal.js'
 import {
   ApiTimeoutError, BodyTooLargeError, CoquinError, InternalError, InvalidRequestError, ListenError, MethodNotAllowedError, NoCertificateError, UnauthorizedError,
-} from './errors.js'
+} from '../core/errors.js'
 
 /** Request bodies above this get a 413 (Toxiproxy has no limit; no legitimate body comes near it). */
 export const MAX_BODY_BYTES = 1 << 20
@@ -204,7 +204,7 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       },
     },
     {
-      path: ['partitions'],                          // coquin's own: src/partition.ts
+      path: ['partitions'],                          // coquin's own: src/control/partition.ts
       methods: {
         GET: { run: () => json(200, registry.partitions.list().map(p => p.toJSON())) },
         POST: { mutates: true, run: ({ body }) => json(201, registry.partitions.cut(body()).toJSON()) },
@@ -218,7 +218,7 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
       },
     },
     {
-      path: ['scenarios'],                           // coquin's own: src/scenario.ts
+      path: ['scenarios'],                           // coquin's own: src/control/scenario.ts
       methods: {
         GET: { run: () => json(200, registry.scenarios.list().map(r => r.toJSON())) },
         POST: {

@@ -13,12 +13,12 @@
 // `direction` matters for blackhole only. `duration` heals (and forgets) the partition; `flap`
 // alternates cut (down ms) and healed (up ms), starting cut, until the partition is healed.
 import net from 'node:net'
-import { Type, type Behavior } from './behavior.js'
-import type { Clock, Timer } from './clock.js'
-import { ajv, Fault, formatAjvErrors } from './fault.js'
-import type { Logger } from './log.js'
-import type { Proxy } from './proxy.js'
-import { InvalidRequestError, PartitionExistsError, PartitionNotFoundError, ProxyNotFoundError } from './errors.js'
+import { Type, type Behavior } from '../faults/behavior.js'
+import type { Clock, Timer } from '../core/clock.js'
+import { ajv, Fault, formatAjvErrors } from '../faults/fault.js'
+import type { Logger } from '../core/log.js'
+import type { Proxy } from '../datapath/proxy.js'
+import { InvalidRequestError, PartitionExistsError, PartitionNotFoundError, ProxyNotFoundError } from '../core/errors.js'
 
 export type PartitionMode = 'blackhole' | 'reset' | 'refuse'
 export type PartitionDirection = 'both' | 'upstream' | 'downstream'
