@@ -3,7 +3,7 @@
 // responses, pairs them FIFO with the requests, and sends coquin's own responses in their turn.
 // With no HTTP fault firing, every byte passes untouched, in slices of the chunks that came in.
 import type { HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../../faults/behavior.js'
-import type { Clock, Timer } from '../../core/clock.js'
+import { MAX_TIMER_MS, type Clock, type Timer } from '../../core/clock.js'
 import type { Fault } from '../../faults/fault.js'
 import type { Logger } from '../../core/log.js'
 import type { Random } from '../../core/random.js'
@@ -110,9 +110,10 @@ function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void
       plan.respond ??= { status: a.status, headers: a.headers ?? {}, body: a.body ?? '', fault, name }
       break
     case 'delay':
-      if (a.phase === 'request') plan.delayRequest += a.ms
-      else if (a.phase === 'response_head') plan.delayHead += a.ms
-      else plan.delayBody += a.ms
+      // several http_delay faults add up, never past the longest timer
+      if (a.phase === 'request') plan.delayRequest = Math.min(plan.delayRequest + a.ms, MAX_TIMER_MS)
+      else if (a.phase === 'response_head') plan.delayHead = Math.min(plan.delayHead + a.ms, MAX_TIMER_MS)
+      else plan.delayBody = Math.min(plan.delayBody + a.ms, MAX_TIMER_MS)
       break
     case 'abort': plan.abort ??= { phase: a.phase, bytes: a.bytes, mode: a.mode, fault }; break
     case 'close_after_response': plan.close ??= { mode: a.mode, announce: a.announce ?? false, fault }; break
