@@ -22,6 +22,6 @@ export default defineBehavior({
   }),
   stage({ rate }, link, next) {
     const slice = Math.max(1, Math.floor(rate * TICK_MS))
-    return pacedStage(link, next, { size: () => slice, cost: n => n / rate, catchUpMs: MAX_CATCH_UP_MS, stalled: rate === 0 })
+    return pacedStage(link, next, { size: () => slice, cost: n => n / rate, catchUpMs: MAX_CATCH_UP_MS, stalled: rate === 0, action: 'throttled' })
   },
 })

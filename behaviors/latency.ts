@@ -36,6 +36,7 @@ export default defineBehavior({
     const queue: { at: number; chunk: Buffer | null }[] = []
     let held = 0
     let last = 0
+    let acted = false
     let timer: { cancel(): void } | undefined
     // latency + jitter, or a far tail of normal or pareto, may pass the longest timer: cap it there.
     const delay = () => (jitter > 0 ? Math.min(MAX_TIMER_MS, Math.max(0, latency + draw(link.random) * jitter)) : latency)
@@ -57,6 +58,7 @@ export default defineBehavior({
         if (chunk === null) next.end(); else next.write(chunk)
         return
       }
+      if (!acted) { acted = true; link.acted('delayed') }
       last = Math.max(last, now + d)
       queue.push({ at: last, chunk })
       if (chunk) held += chunk.length

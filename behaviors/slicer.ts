@@ -24,6 +24,6 @@ export default defineBehavior({
     const spread = Math.min(size_variation, average - 1)
     const size = () => spread === 0 ? average : Math.max(1, Math.round(average + (link.random() * 2 - 1) * spread))
     // A timer cannot fire sooner than 1 ms: sub-millisecond gaps catch up at most 1 ms at a time.
-    return pacedStage(link, next, { size, cost: () => delay / 1000, catchUpMs: 1 })
+    return pacedStage(link, next, { size, cost: () => delay / 1000, catchUpMs: 1, action: 'sliced' })
   },
 })

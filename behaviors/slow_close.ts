@@ -20,6 +20,7 @@ export default defineBehavior({
       write(chunk) { next.write(chunk) },
       end() {
         holding = true
+        link.acted('delayed')
         timer = link.clock.setTimeout(release, delay)
       },
       flush: release,

@@ -294,7 +294,7 @@ t.test('no accepted value asks for a timer over 2^31 - 1 ms, whatever the random
         if (b.stage) {
           const link: LinkView = {
             id: 1, stream: 'upstream', log: silentLogger, clock, random, lastActivity: () => clock.now(),
-            reset() {}, close() {}, silence() {}, forget() {}, dropped() {}, corrupted() {},
+            reset() {}, close() {}, silence() {}, forget() {}, acted() {}, dropped() {}, corrupted() {},
           }
           const stage: Stage = b.stage(attributes as never, link, { write() {}, end() {} })
           for (let i = 0; i < 4; i++) stage.write(Buffer.alloc(1500, i))

@@ -55,6 +55,8 @@ export function formatEvent(e: JournalEvent): string {
     case 'link_close':
       return `${head} reason=${e.reason} up=${e.bytes_upstream} down=${e.bytes_downstream} ms=${e.duration_ms}${e.error ? ` error=${e.error}` : ''}`
     case 'fault': return `${head} toxic=${e.toxic} type=${e.toxic_type} stream=${e.stream}${e.request ? ` request=${e.request}` : ''}`
+    case 'fault_acted':
+      return `${head} toxic=${e.fault} type=${e.toxic_type} action=${e.action}${e.stream ? ` stream=${e.stream}` : ''}${e.request ? ` request=${e.request}` : ''}`
     case 'http_request':
       return `${head} ${e.method} ${e.path} ${e.status} source=${e.source} ms=${e.latency_ms} request=${e.request}` +
         (e.faults?.length ? ` faults=${e.faults.join(',')}` : '')
@@ -316,7 +318,7 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
     .description('show the journal: links opened and closed, faults applied, HTTP requests (coquin only)')
     .option('-f, --follow', 'keep printing events as they happen, until Ctrl-C')
     .option('--proxy <name>', 'only this proxy\'s events (repeatable, or comma-separated)', list)
-    .option('--type <type>', 'only events of this type: link_open, link_close, fault, http_request (repeatable, or comma-separated)', list)
+    .option('--type <type>', 'only events of this type: link_open, link_close, fault, fault_acted, http_request, http_fallback (repeatable, or comma-separated)', list)
     .option('--since <id>', 'only events after this id', count('--since'))
     .option('--limit <n>', 'at most n events (the most recent, or the first after --since; with -f, stop after n)', count('--limit')))
     .action(action(async cmd => {
@@ -369,8 +371,8 @@ export function registerClientCommands(program: Command, ioOverrides: Partial<Cl
     .description('cut the paths through proxies, for open links and new ones')
     .argument('<name>', 'partition name')
     .requiredOption('-p, --proxy <name>', 'a proxy whose paths are cut (repeatable, or comma-separated)', names)
-    .addOption(new Option('--mode <mode>', 'blackhole: drop bytes, heal restores flow; reset: RST open links and new connects; ' +
-      'refuse: RST new connects only (default blackhole)').choices(['blackhole', 'reset', 'refuse']))
+    .addOption(new Option('--mode <mode>', 'blackhole: drop bytes, heal restores flow; hold: hold bytes, heal delivers them; ' +
+      'reset: RST open links and new connects; refuse: refuse new connects only (default blackhole)').choices(['blackhole', 'hold', 'reset', 'refuse']))
     .addOption(new Option('--direction <direction>', 'blackhole only: upstream (client -> server), downstream or both (default both)')
       .choices(['both', 'upstream', 'downstream']))
     .option('--client <cidr>', 'cut only links from this client address or CIDR (repeatable, or comma-separated)', names)

@@ -3,7 +3,7 @@
 // connections, after what backoff?"). No server code is imported: the client runs anywhere.
 // (Re-exported by client.ts; the server's side is src/observe/journal.ts, whose wire shapes these mirror.)
 
-export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'http_request' | 'http_fallback'
+export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'fault_acted' | 'http_request' | 'http_fallback'
 
 interface EventBase {
   /** Monotonic from 1: `since: id` resumes after it. */
@@ -41,6 +41,23 @@ export interface FaultEvent extends EventBase {
   request?: number
 }
 
+/**
+ * A fault did something, at `time` (a `fault` event says only that it applies to a link or request): at most one
+ * per link, fault, stream and action.
+ */
+export interface FaultActedEvent extends EventBase {
+  type: 'fault_acted'
+  /** The fault's name (partitions: `partition:<name>`). */
+  fault: string
+  toxic_type: string
+  /** delayed, throttled, sliced, held, dropped, corrupted, reset, closed, silenced, refused, hung, answered, aborted, modified. */
+  action: string
+  /** The direction it acted on; absent for what acts on the whole link (a refused or hung connect, an HTTP request). */
+  stream?: 'upstream' | 'downstream'
+  /** HTTP faults: the request on the link (1 = first). */
+  request?: number
+}
+
 export interface HttpRequestEvent extends EventBase {
   type: 'http_request'
   method: string
@@ -70,7 +87,7 @@ export interface HttpFallbackEvent extends EventBase {
   action: 'pass' | 'close'
 }
 
-export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | HttpRequestEvent | HttpFallbackEvent
+export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | FaultActedEvent | HttpRequestEvent | HttpFallbackEvent
 
 /** In a follow stream: events the reader was too slow for were dropped. */
 export interface DroppedNotice {

@@ -64,7 +64,10 @@ export interface FaultAttributes {
     /** close the link this long after the fault starts on it; 0 = never close, only drop (ms); default 0. */
     timeout?: number
   }
-  blackhole: Record<never, never>
+  blackhole: {
+    /** drop: bytes are lost; hold: bytes are held (bounded, with backpressure) and delivered on removal; default "drop". */
+    mode?: 'drop' | 'hold'
+  }
   corrupt: {
     /** chance that a byte has one bit flipped (0..1); default 0.0001. */
     probability?: number
@@ -685,18 +688,20 @@ function ignoreNotFound(err: unknown): void {
 
 // Partitions and scenarios (coquin only) ---------------------------------------------------------
 
-export type PartitionMode = 'blackhole' | 'reset' | 'refuse'
+export type PartitionMode = 'blackhole' | 'hold' | 'reset' | 'refuse'
 
 /** A partition to cut. Times are ms, or strings like `500ms`, `10s`, `1m`. */
 export interface PartitionSpec {
   name: string
   /** The proxies whose paths are cut: the way A reaches B is the proxy in front of B that A uses. */
   proxies: string[]
-  /** blackhole only: `upstream` = client → server, `downstream` = server → client; default both. */
+  /** blackhole and hold only: `upstream` = client → server, `downstream` = server → client; default both. */
   direction?: FaultStream
   /**
-   * blackhole (default): drop bytes, hold FINs; healing restores flow on surviving links.
-   * reset: RST matching open links and every new connection. refuse: RST new connections, open links untouched.
+   * blackhole (default): drop bytes, hold FINs; healing restores flow on surviving links (bytes sent meanwhile are lost).
+   * hold: hold bytes (bounded, with backpressure) and FINs; healing delivers them, so requests in flight complete.
+   * reset: RST matching open links and every new connection. refuse: refuse new connects (ECONNREFUSED; with
+   * clients: accept and RST), open links untouched.
    */
   mode?: PartitionMode
   /** Cut only links from these client addresses or CIDRs (`127.0.0.2`, `10.0.0.0/8`, `::1/128`). */

@@ -5,22 +5,24 @@
 // live — and a proxy with no fault and no partition keeps its fast path untouched.
 //   blackhole  a stage that drops the bytes of the cut direction(s) and holds back their FIN; healing
 //              removes it, so surviving links flow again (bytes sent meanwhile are lost).
+//   hold       a stage that holds the bytes of the cut direction(s) (bounded by the high-water mark, with
+//              backpressure) and their FIN; healing delivers them, so a request in flight completes late.
 //   reset      matching open links are reset (RST both sides) when the cut starts; new connections are
 //              reset at accept, before any upstream connection.
 //   refuse     new connects are refused (as the `refuse` behavior): for all clients the proxy's listener closes
 //              while cut (ECONNREFUSED, as a closed port); with `clients`, they are accepted and reset. Open
 //              links are left alone.
-// `direction` matters for blackhole only. `duration` heals (and forgets) the partition; `flap`
+// `direction` matters for blackhole and hold only. `duration` heals (and forgets) the partition; `flap`
 // alternates cut (down ms) and healed (up ms), starting cut, until the partition is healed.
 import net from 'node:net'
-import { Type, type Behavior } from '../faults/behavior.js'
+import { pacedStage, Type, type Behavior } from '../faults/behavior.js'
 import type { Clock, Timer } from '../core/clock.js'
 import { ajv, Fault, formatAjvErrors } from '../faults/fault.js'
 import type { Logger } from '../core/log.js'
 import type { Proxy } from '../datapath/proxy.js'
 import { InvalidRequestError, PartitionExistsError, PartitionNotFoundError, ProxyNotFoundError } from '../core/errors.js'
 
-export type PartitionMode = 'blackhole' | 'reset' | 'refuse'
+export type PartitionMode = 'blackhole' | 'hold' | 'reset' | 'refuse'
 export type PartitionDirection = 'both' | 'upstream' | 'downstream'
 
 /** A partition as given (API body, config, scenario step): times in ms, or strings like `500ms`, `10s`, `1m`. */
@@ -91,11 +93,12 @@ export function partitionSchema(): object {
       proxies: names('the proxies whose paths are cut (the way A reaches B is the proxy in front of B that A uses)'),
       direction: {
         enum: ['both', 'upstream', 'downstream'], default: 'both',
-        description: 'blackhole only: upstream = client → server, downstream = server → client',
+        description: 'blackhole and hold only: upstream = client → server, downstream = server → client',
       },
       mode: {
-        enum: ['blackhole', 'reset', 'refuse'], default: 'blackhole',
-        description: 'blackhole: drop bytes, hold FINs, heal restores flow; reset: RST open links and new connects; ' +
+        enum: ['blackhole', 'hold', 'reset', 'refuse'], default: 'blackhole',
+        description: 'blackhole: drop bytes, hold FINs, heal restores flow (bytes sent meanwhile are lost); ' +
+          'hold: hold bytes (bounded, with backpressure) and FINs, heal delivers them; reset: RST open links and new connects; ' +
           'refuse: refuse new connects (ECONNREFUSED; with clients: accept and RST), open links untouched',
       },
       clients: names('cut only links from these client addresses or CIDRs (127.0.0.2, 10.0.0.0/8, ::1/128); default all'),
@@ -202,6 +205,13 @@ const blackhole: Behavior = {
     destroy() {},
   }),
 }
+/** `hold`: hold the bytes and the FIN, and hand them on when the partition heals (a blip that heals). */
+const hold: Behavior = {
+  type: 'partition',
+  summary: 'a partition: hold every byte and the FIN until healed',
+  attributes: Type.Object({}),
+  stage: (_a, link, next) => pacedStage(link, next, { size: () => 1, cost: () => 0, catchUpMs: 0, stalled: true, action: 'held' }),
+}
 /** `refuse`: new connects are refused (the listener closes while the partition covers every client). */
 const refuse: Behavior = {
   type: 'partition',
@@ -235,7 +245,7 @@ export class Partition {
   #endAt = 0
 
   constructor(readonly config: PartitionConfig, readonly host: PartitionHost, onEnd: () => void) {
-    const behavior = config.mode === 'blackhole' ? blackhole : config.mode === 'reset' ? resetNew : refuse
+    const behavior = { blackhole, hold, reset: resetNew, refuse }[config.mode]
     this.fault = new Fault(`partition:${config.name}`, 'partition', config.direction, 1, Object.freeze({ after: 0, count: 0 }), behavior)
     if (config.clients) this.fault.only = clientMatcher(config.clients)
     this.createdAt = host.clock.now()
@@ -294,7 +304,7 @@ export class Partition {
     if (this.config.mode !== 'reset') return
     const only = this.fault.only
     for (const link of [...p.links]) {
-      if (only === undefined || only(link.client.remoteAddress ?? '')) link.reset('partition')
+      if (only === undefined || only(link.client.remoteAddress ?? '')) { link.actedOn(this.fault, 'reset'); link.reset('partition') }
     }
   }
 

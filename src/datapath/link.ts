@@ -8,7 +8,7 @@ import type { Fault } from '../faults/fault.js'
 import type { Logger } from '../core/log.js'
 import type { Observer } from '../observe/observer.js'
 import type { Random } from '../core/random.js'
-import type { LinkView, Sink, Stage, Stream } from '../faults/behavior.js'
+import type { FaultAction, LinkView, Sink, Stage, Stream } from '../faults/behavior.js'
 import { createHttpStages, fallbackReason, type HttpExchangeEvent, type HttpFallbackPolicy, type HttpLinkView } from '../protocols/http/index.js'
 import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 
@@ -247,7 +247,10 @@ export class Link {
       // after a response: what the faults' stages hold of it goes out first
       reset: reason => { this.#flushStages(); this.reset(reason) },
       close: reason => { this.#flushStages(); this.close(reason) },
-      applied: (fault, request) => observer.faultApplied(proxy, fault, this, request),
+      applied: (fault, request, action) => {
+        observer.faultApplied(proxy, fault, this, request)
+        observer.faultActed?.(proxy, fault, this, action, request)
+      },
       fallback: (stream, detail) => {
         const action = this.owner.httpFallback ?? 'pass'
         if (fellBack) return action
@@ -272,8 +275,10 @@ export class Link {
         const act = b.connect(f.attributes, this.owner.random)
         if (act.action === 'pass' || !this.#hits(f)) continue
         this.owner.observer.faultApplied(this.owner.name, f, this)
-        if (act.action === 'refuse' || act.action === 'reset') { this.reset(f.type); return }
-        if (act.action === 'hang') { this.#hang(f); return }
+        const acted = this.#actedBy(f)
+        if (act.action === 'refuse' || act.action === 'reset') { acted(act.action === 'refuse' ? 'refused' : 'reset'); this.reset(f.type); return }
+        if (act.action === 'hang') { acted('hung'); this.#hang(f); return }
+        acted('delayed')
         delay = Math.max(delay, act.ms)
         this.applied.set(f, [])
       } else {
@@ -342,6 +347,9 @@ export class Link {
   #view(fault: Fault, stream: Stream): LinkView {
     const proxy = this.owner.name
     const observer = this.owner.observer
+    const acted = this.#actedBy(fault, stream)
+    let dropped = false
+    let corrupted = false
     return {
       id: this.id,
       stream,
@@ -349,14 +357,40 @@ export class Link {
       clock: this.clock,
       random: this.owner.random,
       lastActivity: () => this.lastActive,
-      reset: () => this.reset(fault.type),
-      close: () => this.close(fault.type),
-      silence: () => this.silence(fault.type),
-      forget: () => this.silence(fault.type, true),
-      dropped: n => observer.bytesDropped(proxy, stream, n),
-      corrupted: n => observer.bytesCorrupted(proxy, stream, n),
+      reset: () => { acted('reset'); this.reset(fault.type) },
+      close: () => { acted('closed'); this.close(fault.type) },
+      silence: () => { acted('silenced'); this.silence(fault.type) },
+      forget: () => { acted('silenced'); this.silence(fault.type, () => acted('reset')) },
+      dropped: n => {
+        if (!dropped) { dropped = true; acted('dropped') }
+        observer.bytesDropped(proxy, stream, n)
+      },
+      corrupted: n => {
+        if (!corrupted) { corrupted = true; acted('corrupted') }
+        observer.bytesCorrupted(proxy, stream, n)
+      },
+      acted,
     }
   }
+
+  /**
+   * Records (observer.faultActed) that a fault did something to this link, at most once per action; no-op
+   * when no observer listens. `stream`: the direction of the stage that acted.
+   */
+  #actedBy(fault: Fault, stream?: Stream): (action: FaultAction) => void {
+    const observer = this.owner.observer
+    if (!observer.faultActed) return () => {}
+    let seen: Set<FaultAction> | undefined
+    return action => {
+      if (this.closed) return
+      if ((seen ??= new Set()).has(action)) return
+      seen.add(action)
+      observer.faultActed!(this.owner.name, fault, this, action, undefined, stream)
+    }
+  }
+
+  /** A partition (or other control-plane cut) acted on this link from outside the data path. */
+  actedOn(fault: Fault, action: FaultAction): void { this.#actedBy(fault)(action) }
 
   #hang(fault: Fault): void {
     this.state = 'hanging'
@@ -478,19 +512,19 @@ export class Link {
   }
 
   /** Forward nothing more either way and tell neither side; the link ends when either side leaves. */
-  silence(reason: string, resetOnReuse = false): void {
+  silence(reason: string, onReuse?: () => void): void {
     if (this.closed || this.state === 'silenced') return
     this.state = 'silenced'
     this.reason = reason
     this.up.destroyStages()
     this.down.destroyStages()
-    // `resetOnReuse`: what arrives next, bytes or FIN, gets a reset on both sides (nothing is forwarded).
-    const reused = () => this.reset(reason)
+    // `onReuse` given: what arrives next, bytes or FIN, gets a reset on both sides (nothing is forwarded).
+    const reused = () => { if (!this.closed) onReuse!(); this.reset(reason) }
     for (const s of [this.client, this.upstream]) {
       s.removeAllListeners('data')
       s.removeAllListeners('end')
-      s.on('data', resetOnReuse ? reused : () => {})
-      s.on('end', resetOnReuse ? reused : () => this.destroy(reason))
+      s.on('data', onReuse ? reused : () => {})
+      s.on('end', onReuse ? reused : () => this.destroy(reason))
       s.resume()
     }
   }

@@ -40,10 +40,28 @@ export interface LinkView {
    * reset both (a NAT or load balancer that forgot the flow answers its next packet with a reset).
    */
   forget(): void
-  /** Count bytes the fault threw away or altered. */
+  /** Count bytes the fault threw away or altered (the first call on a link also records that the fault acted). */
   dropped(bytes: number): void
   corrupted(bytes: number): void
+  /**
+   * Record that the fault did something to the link now (the journal's `fault_acted`), for what reset(), close(),
+   * silence(), forget(), dropped() and corrupted() do not say already: `delayed`, `throttled`, `sliced`, `held`.
+   * Only the first call per action and link counts, so calling it for every chunk is allowed but wasteful.
+   */
+  acted(action: StageAction): void
 }
+
+/**
+ * What a fault did (`fault_acted` in the journal, the `action` label of coquin_fault_actions_total): a fixed set.
+ * `silenced` includes a link forgotten (idle_reset / http_close rst_on_reuse), whose reuse then shows as `reset`.
+ */
+export const FAULT_ACTIONS = [
+  'delayed', 'throttled', 'sliced', 'held', 'dropped', 'corrupted', 'reset', 'closed', 'silenced',
+  'refused', 'hung', 'answered', 'aborted', 'modified',
+] as const
+export type FaultAction = (typeof FAULT_ACTIONS)[number]
+/** What a data-path stage may report having done. */
+export type StageAction = Exclude<FaultAction, 'refused' | 'hung' | 'answered' | 'aborted' | 'modified'>
 
 export interface Stage {
   /** Take a chunk; pass chunks on with next.write(), in order. */
@@ -199,6 +217,8 @@ export interface Pace {
   catchUpMs: number
   /** Hold everything until removal (a stall). */
   stalled?: boolean
+  /** What the first chunk through records (LinkView.acted): `throttled`, `sliced`; `held` when stalled. */
+  action: StageAction
 }
 
 /**
@@ -214,6 +234,7 @@ export function pacedStage(link: LinkView, next: Sink, pace: Pace): Stage {
   let held = 0
   let ended = false     // a FIN is held behind the queue
   let dead = false
+  let acted = false
   let free = 0          // clock time at which the meter lets the next piece go
   let timer: Timer | undefined
 
@@ -246,6 +267,7 @@ export function pacedStage(link: LinkView, next: Sink, pace: Pace): Stage {
     get held() { return held },
     write(chunk) {
       if (chunk.length === 0) return
+      if (!acted) { acted = true; link.acted(pace.stalled ? 'held' : pace.action) }
       // Idle: at most IDLE_CREDIT_MS of credit is kept. Keeping none lost rate whenever the source paused
       // for backpressure and the stage briefly ran dry (-3% at 100 MB/s, measured with bench/).
       if (held === 0) free = Math.max(free, link.clock.now() - Math.min(pace.catchUpMs, IDLE_CREDIT_MS))

@@ -13,13 +13,13 @@
 // are dropped and a `dropped` notice says how many.
 import type { Fault } from '../faults/fault.js'
 import type { Link } from '../datapath/link.js'
-import type { HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
+import type { FaultAction, HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
 import { formatAddress } from '../datapath/proxy.js'
 // The wire shapes are the client's (src/client/events.ts, free of server code): one definition for both sides.
-import type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from '../client/events.js'
-export type { DroppedNotice, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
+import type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from '../client/events.js'
+export type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
 
-export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'http_request', 'http_fallback'] as const
+export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'fault_acted', 'http_request', 'http_fallback'] as const
 export type JournalEventType = (typeof EVENT_TYPES)[number]
 
 /** Default number of events kept (`serve --journal-size`, StartOptions.journalSize). */
@@ -309,6 +309,15 @@ export class Journal implements Observer {
   faultApplied(proxy: string, fault: Pick<Fault, 'name' | 'type' | 'stream'>, link: Pick<JournalLink, 'id'>, request?: number): void {
     this.record<FaultEvent>({
       type: 'fault', proxy, link: link.id, toxic: fault.name, toxic_type: fault.type, stream: fault.stream,
+      ...(request !== undefined ? { request: request + 1 } : {}),
+    })
+  }
+
+  faultActed(proxy: string, fault: Pick<Fault, 'name' | 'type'>, link: Pick<JournalLink, 'id'>, action: FaultAction,
+    request?: number, stream?: 'upstream' | 'downstream'): void {
+    this.record<FaultActedEvent>({
+      type: 'fault_acted', proxy, link: link.id, fault: fault.name, toxic_type: fault.type, action,
+      ...(stream !== undefined ? { stream } : {}),
       ...(request !== undefined ? { request: request + 1 } : {}),
     })
   }

@@ -64,6 +64,8 @@ class ProxyStats {
   readonly faults = new Map<string, Map<string, number>>()
   /** HTTP fallbacks by reason (a fixed set, see fallbackReason). */
   readonly fallbacks = new Map<string, number>()
+  /** What faults did, by `type:action` (types come from the catalog, actions from FAULT_ACTIONS: both bounded). */
+  readonly actions = new Map<string, number>()
   /** HTTP responses: [class 1xx..5xx][source upstream, coquin], flattened. */
   readonly responses: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
   readonly dropped: [number, number, number] = [0, 0, 0]
@@ -250,6 +252,20 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
   })
   new Counter({
+    name: 'coquin_fault_actions_total', help: 'Times a fault acted on a link or request (at most once per link, fault, stream and action), by type and action',
+    labelNames: ['proxy', 'type', 'action'] as const, registers,
+    collect() {
+      prune()
+      this.reset()
+      for (const st of stats.values()) {
+        for (const [key, n] of st.actions) {
+          const i = key.lastIndexOf(':')
+          this.inc({ proxy: st.name, type: key.slice(0, i), action: key.slice(i + 1) }, n)
+        }
+      }
+    },
+  })
+  new Counter({
     name: 'coquin_http_fallbacks_total', help: 'HTTP links whose requests or responses could not be framed, by reason',
     labelNames: ['proxy', 'reason'] as const, registers,
     collect() {
@@ -342,6 +358,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       let types = st.faults.get(toxic)
       if (!types) { types = new Map(); st.faults.set(toxic, types) }
       bump(types, fault.type)
+    },
+    faultActed(proxy, fault: Fault, _link, action) {
+      bump(statsOf(proxy).actions, `${fault.type}:${action}`)
     },
     httpFallback(proxy, _link, f) {
       const st = statsOf(proxy)

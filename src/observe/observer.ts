@@ -1,6 +1,8 @@
 // What the core tells the outside about links and faults: metrics and the journal listen here.
 // The data path calls only per-link or per-fault methods, never per chunk.
 import type { Fault } from '../faults/fault.js'
+import type { FaultAction } from '../faults/behavior.js'
+export type { FaultAction } from '../faults/behavior.js'
 import type { Link } from '../datapath/link.js'
 
 export interface Observer {
@@ -20,7 +22,14 @@ export interface Observer {
   httpRequest?(proxy: string, link: Link, request: HttpRequestInfo): void
   /** HTTP mode: a stream of a link could not be framed; at most once per link. Optional. */
   httpFallback?(proxy: string, link: Link, fallback: HttpFallbackInfo): void
+  /**
+   * A fault did something to a link or request, now (`faultApplied` says only that it applies): at most once per
+   * link, fault, stream and action. `request`: HTTP, the request's index on the link; `stream`: the direction of the
+   * stage that acted (absent for a connect decision or an HTTP request). Optional.
+   */
+  faultActed?(proxy: string, fault: Fault, link: Link, action: FaultAction, request?: number, stream?: 'upstream' | 'downstream'): void
 }
+
 
 /** A link that HTTP framing gave up on (`http_fallback` in the journal). */
 export interface HttpFallbackInfo {
@@ -58,16 +67,28 @@ export const nullObserver: Observer = {
   faultApplied() {}, bytesDropped() {}, bytesCorrupted() {},
 }
 
-/** Fans one event out to several observers (metrics, journal, a test's spy). */
+/**
+ * Every method of Observer, once. The `satisfies` clause fails to compile when a method is added to the
+ * interface and not here, so the fan-out below can never drop an event silently.
+ */
+const OBSERVER_METHODS = {
+  linkOpened: 'required', linkClosed: 'required', upstreamConnected: 'required', upstreamConnectError: 'required',
+  faultApplied: 'required', bytesDropped: 'required', bytesCorrupted: 'required',
+  tlsHandshakeFailed: 'optional', connectionShed: 'optional', httpRequest: 'optional', httpFallback: 'optional', faultActed: 'optional',
+} as const satisfies { [K in keyof Observer]-?: undefined extends Observer[K] ? 'optional' : 'required' }
+
+/**
+ * Fans one event out to several observers (metrics, journal, a test's spy). An optional method none of them has
+ * stays absent, so a caller that checks for it (`observer.httpRequest?`) skips its work.
+ */
 export function observers(...list: Observer[]): Observer {
-  const each = <K extends keyof Observer>(k: K) =>
-    ((...args: unknown[]) => {
-      for (const o of list) (o[k] as ((...a: unknown[]) => void) | undefined)?.apply(o, args)   // optional members may be missing
-    }) as NonNullable<Observer[K]>
-  return {
-    linkOpened: each('linkOpened'), linkClosed: each('linkClosed'), upstreamConnected: each('upstreamConnected'),
-    upstreamConnectError: each('upstreamConnectError'), faultApplied: each('faultApplied'),
-    bytesDropped: each('bytesDropped'), bytesCorrupted: each('bytesCorrupted'), httpRequest: each('httpRequest'), httpFallback: each('httpFallback'),
-    tlsHandshakeFailed: each('tlsHandshakeFailed'), connectionShed: each('connectionShed'),
+  const out: Record<string, (...args: unknown[]) => void> = {}
+  for (const k of Object.keys(OBSERVER_METHODS) as (keyof Observer)[]) {
+    const has = list.filter(o => typeof o[k] === 'function')
+    if (has.length === 0 && OBSERVER_METHODS[k] === 'optional') continue
+    out[k] = (...args: unknown[]) => {
+      for (const o of has) (o[k] as (...a: unknown[]) => void).apply(o, args)
+    }
   }
+  return out as unknown as Observer
 }

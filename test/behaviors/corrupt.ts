@@ -103,7 +103,7 @@ t.test('the chunk handed to the stage is never altered: the stage passes on a co
   let hits = 0
   const view: LinkView = {
     id: 1, stream: 'upstream', log: silentLogger, clock: realClock, random: seededRandom(1),
-    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, dropped() {}, corrupted: n => { hits += n },
+    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, acted() {}, dropped() {}, corrupted: n => { hits += n },
   }
   const stage = corrupt.stage!({ probability: 1, every_bytes: 0 }, view, { write: c => out.push(c), end() {} })
   stage.write(chunk)

@@ -13,7 +13,7 @@ function run(attributes: { loss_rate: number; correlation: number }, n: number, 
   const out: boolean[] = []
   const view: LinkView = {
     id: 1, stream: 'upstream', log: silentLogger, clock: realClock, random: seededRandom(seed),
-    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, corrupted() {}, dropped: () => { out.push(true) },
+    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, acted() {}, corrupted() {}, dropped: () => { out.push(true) },
   }
   const stage = packetLoss.stage!(attributes, view, { write: () => { out.push(false) }, end() {} })
   const chunk = Buffer.alloc(1)

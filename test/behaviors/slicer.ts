@@ -20,7 +20,7 @@ function slices(attributes: Record<string, unknown>, chunks: Buffer[]): Buffer[]
   const out: Buffer[] = []
   const link = {
     id: 1, stream: 'downstream', log: silentLogger, clock: realClock, random: seededRandom(1),
-    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, dropped() {}, corrupted() {},
+    lastActivity: () => 0, reset() {}, close() {}, silence() {}, forget() {}, acted() {}, dropped() {}, corrupted() {},
   } satisfies LinkView
   const stage = slicer.stage!(attrs as never, link, { write: c => out.push(c), end() {} })
   for (const c of chunks) stage.write(c)

@@ -2,7 +2,7 @@
 // upstream stage frames requests and decides the HTTP faults for each; the downstream stage frames
 // responses, pairs them FIFO with the requests, and sends coquin's own responses in their turn.
 // With no HTTP fault firing, every byte passes untouched, in slices of the chunks that came in.
-import type { HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../../faults/behavior.js'
+import type { FaultAction, HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../../faults/behavior.js'
 import { MAX_TIMER_MS, type Clock, type Timer } from '../../core/clock.js'
 import type { Fault } from '../../faults/fault.js'
 import type { Logger } from '../../core/log.js'
@@ -23,8 +23,11 @@ export interface HttpLinkView {
   reset(reason: string): void
   /** FIN both sides once what was written is flushed; what comes in after is discarded. */
   close(reason: string): void
-  /** Count a hit of this fault on the request with this index (coquin_faults_applied_total, the journal). */
-  applied(fault: Fault, request: number): void
+  /**
+   * A fault hit the request with this index and will act on it as `action` says (coquin_faults_applied_total,
+   * the journal's `fault` and `fault_acted`).
+   */
+  applied(fault: Fault, request: number, action: FaultAction): void
   /**
    * A stream of the link cannot be framed (`reason`: the framer's words): count and record it once, and
    * say what the proxy wants: `pass` the rest through unmatched, or `close` the link.
@@ -96,6 +99,11 @@ interface Exchange {
   gate: Gate | null
   /** An upgrade request whose response was not a switch: what follows it is HTTP. */
   declined: boolean
+}
+
+/** What an HTTP action does, in the journal's words (`fault_acted`). */
+const ACTED: Record<HttpAction['action'] | 'forget', FaultAction> = {
+  respond: 'answered', delay: 'delayed', abort: 'aborted', close_after_response: 'closed', forget: 'silenced', rewrite_headers: 'modified',
 }
 
 const newPlan = (): Plan => ({
@@ -395,7 +403,7 @@ class HttpLayer {
         continue
       }
       if (!a || !f.decide(this.link.random)) continue
-      this.link.applied(f, index)
+      this.link.applied(f, index, ACTED[a.action === 'close_after_response' && a.mode === 'rst_on_reuse' ? 'forget' : a.action])
       addAction(plan ??= newPlan(), a, f.type, f.name)
     }
     const hf = this.opts.headerFaults
