@@ -5,7 +5,9 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import { Registry, builtins } from '../../src/index.js'
-import { httpBackend, ManualClock, until, within, type Backend } from '../support.js'
+import axios from 'axios'
+import { Pool, RetryAgent, type Dispatcher } from 'undici'
+import { httpBackend, ManualClock, until, within, withCoquin, type Backend } from '../support.js'
 
 /** The LB's idle time (ms): connections with no byte either way for this long are dropped. */
 const LB_IDLE = 300
@@ -178,4 +180,72 @@ t.test('prevention: a pool that retires idle sockets before the LB does never me
   t.equal(res.status, 200, 'the next PUT works')
   t.equal(res.reusedSocket, false, 'on a new connection')
   t.equal(storage.connections, 2, 'the storage saw that second connection')
+})
+
+// ── The same outage with real pooled clients: undici and axios, against a real clock ────────────────
+//
+// `idle_reset mode: rst_on_reuse` is what a NAT or cloud LB whose flow table expired does: after `idle` it
+// forgets the connection and tells no one; the client's next request on it is answered with a reset. The
+// moment the LB forgets is a `fault_acted` event (action `silenced`) in coquin's journal: the tests wait for
+// it instead of sleeping, then reuse the pooled connection.
+
+const NAT_IDLE = 200
+
+async function natInFront(t: Test) {
+  const storage = await httpBackend(t)
+  const { coquin } = await withCoquin(t)
+  const lb = await coquin.proxy({
+    name: 'nat', listen: '127.0.0.1:0', upstream: `127.0.0.1:${storage.port}`,
+    toxics: [{ name: 'nat-idle', type: 'idle_reset', stream: 'both', attributes: { idle: NAT_IDLE, mode: 'rst_on_reuse' } }],
+  })
+  const origin = `http://${lb.listen}`
+  /** Resolves once the LB has forgotten `count` connections (the journal's fault_acted, action silenced). */
+  const forgotten = (count = 1) => lb.waitForEvents({ type: 'fault_acted' },
+    es => es.filter(e => e.type === 'fault_acted' && e.action === 'silenced').length >= count, { timeout: 5000 })
+  return { storage, lb, origin, forgotten }
+}
+
+t.test('undici Pool: the request on the forgotten connection fails; RetryAgent replays the PUT and succeeds', async t => {
+  const { storage, origin, forgotten } = await natInFront(t)
+  const pool = new Pool(origin, { connections: 1, keepAliveTimeout: 60_000 })
+  t.teardown(() => pool.destroy())
+  const put = (d: Dispatcher, key: string) =>
+    d.request({ origin, method: 'PUT', path: `/bucket/${key}`, body }).then(async r => { await r.body.dump(); return r.statusCode })
+
+  t.equal(await within(put(pool, 'first'), 5000, 'PUT first'), 200, 'the first PUT works and its connection goes back to the pool')
+  await forgotten()
+  const err = await within(put(pool, 'second'), 5000, 'PUT second').then(() => t.fail('the PUT succeeded'), (e: unknown) => e)
+  t.match(err, { code: /^(UND_ERR_SOCKET|ECONNRESET)$/ }, `naive: the reused connection was reset (${(err as Error).message})`)
+  t.equal(storage.requests, 1, 'the storage never saw the second PUT')
+
+  // The fix: undici's RetryAgent retries idempotent methods on a socket error, on a fresh connection.
+  const retrying = new RetryAgent(pool, { maxRetries: 1, minTimeout: 0, timeoutFactor: 1 })
+  t.equal(await within(put(retrying, 'third'), 5000, 'PUT third'), 200, 'fixed: the PUT on the fresh connection works')
+  await forgotten(2)
+  t.equal(await within(put(retrying, 'fourth'), 5000, 'PUT fourth'), 200, 'fixed: the PUT on the forgotten connection is retried and works')
+  t.equal(storage.requests, 3, 'the storage saw each successful PUT once')
+  t.equal(storage.connections, 3, 'the retry went out on a new connection')
+})
+
+t.test('axios with a keep-alive agent: fails on reuse; an agent that retires idle sockets first never does', async t => {
+  const { storage, lb, origin, forgotten } = await natInFront(t)
+  const naive = new http.Agent({ keepAlive: true })
+  t.teardown(() => naive.destroy())
+  const client = axios.create({ baseURL: origin, httpAgent: naive, proxy: false })
+  t.equal((await within(client.put('/bucket/first', body), 5000, 'PUT first')).status, 200)
+  await forgotten()
+  const err = await within(client.put('/bucket/second', body), 5000, 'PUT second').then(() => t.fail('the PUT succeeded'), (e: unknown) => e)
+  t.ok(axios.isAxiosError(err), 'an AxiosError')
+  t.match(err, { code: 'ECONNRESET' }, `naive: ${(err as Error).message}`)
+  t.equal(storage.requests, 1, 'the storage never saw the second PUT')
+
+  // The fix: free sockets are destroyed after half the LB's idle time, so the LB never forgets one in use.
+  const retiring = new http.Agent({ keepAlive: true, timeout: NAT_IDLE / 2 })
+  t.teardown(() => retiring.destroy())
+  const fixed = axios.create({ baseURL: origin, httpAgent: retiring, proxy: false })
+  t.equal((await within(fixed.put('/bucket/third', body), 5000, 'PUT third')).status, 200)
+  await lb.waitForEvents({ type: 'link_close' }, es => es.some(e => e.type === 'link_close' && e.reason === 'client_close'), { timeout: 5000 })
+  t.pass('the client retired its idle connection before the LB forgot it')
+  t.equal((await within(fixed.put('/bucket/fourth', body), 5000, 'PUT fourth')).status, 200, 'the next PUT works, on a new connection')
+  t.equal(storage.requests, 3)
 })
