@@ -11,6 +11,7 @@ import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDoc
 import type { Behavior } from '../faults/behavior.js'
 import { attributeSchema, toxicName, type FaultStream } from '../faults/fault.js'
 import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from '../protocols/http/index.js'
+import { isProtocol, protocolMismatch, PROTOCOLS, type Protocol } from '../protocols/index.js'
 import { normalizePartition, partitionProblems, partitionSchema, type PartitionConfig, type PartitionSpec } from './partition.js'
 import { parseAddress, PROXY_NAME, PROXY_NAME_RULE } from '../datapath/proxy.js'
 import type { ProxySpec, Registry } from './registry.js'
@@ -34,7 +35,7 @@ export interface ProxyConfig extends ProxySpec {
   readonly listen: string
   readonly upstream: string
   readonly enabled: boolean
-  readonly protocol: 'tcp' | 'http'
+  readonly protocol: Protocol
   readonly header_faults: boolean
   readonly http_fallback: HttpFallbackPolicy
   /** File paths made absolute (relative to the config's folder) at load. */
@@ -123,7 +124,7 @@ export function configSchema(behaviors: readonly Behavior[]): object {
           listen: address('where the proxy listens (port 0: any free port)'),
           upstream: address('where it forwards each connection'),
           enabled: { type: 'boolean', default: true, description: 'false: not listening (clients get ECONNREFUSED)' },
-          protocol: { enum: ['tcp', 'http'], default: 'tcp', description: 'http: faults act per request' },
+          protocol: { enum: [...PROTOCOLS], default: 'tcp', description: 'http: faults act per request' },
           header_faults: { type: 'boolean', default: false, description: 'http: honour x-coquin-fault-* request headers (Envoy style)' },
           http_fallback: {
             enum: [...HTTP_FALLBACK_POLICIES], default: 'pass',
@@ -372,11 +373,10 @@ function crossChecks(loc: Locator, data: unknown, behaviors: readonly Behavior[]
           `toxic name ${JSON.stringify(tname)} given twice in this proxy (first at line ${at([...here, 'toxics', prev]).line})` +
           (explicit ? '' : '; give each a name')))
       } else if (tname !== undefined) toxicNames.set(tname, j)
-      const protocols = type === undefined ? undefined : byType.get(type)?.protocols
+      const behavior = type === undefined ? undefined : byType.get(type)
       const protocol = str(p.protocol) ?? 'tcp'
-      if (protocols && (protocol === 'tcp' || protocol === 'http') && !protocols.includes(protocol)) {
-        issues.push(at([...tpath, 'type'], `${type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}`))
-      }
+      const mismatch = behavior && isProtocol(protocol) ? protocolMismatch(behavior, protocol) : undefined
+      if (mismatch) issues.push(at([...tpath, 'type'], mismatch))
     })
   })
   return issues

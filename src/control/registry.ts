@@ -12,6 +12,7 @@ import { Scenarios } from './scenario.js'
 import { linkBudget, type LinkBudget } from '../datapath/link-budget.js'
 import { checkTlsSpec, loadTls, type TlsSpec } from '../datapath/tls.js'
 import { HTTP_FALLBACK_POLICIES, type HttpFallbackPolicy } from '../protocols/http/index.js'
+import { isProtocol, protocolMismatch, PROTOCOLS, type Protocol } from '../protocols/index.js'
 import { InvalidRequestError, ProxyExistsError, ProxyNotFoundError } from '../core/errors.js'
 
 export interface RegistryOptions {
@@ -42,7 +43,7 @@ export interface CheckedProxy {
   listen: string
   upstream: string
   enabled: boolean
-  protocol: 'tcp' | 'http'
+  protocol: Protocol
   header_faults: boolean
   http_fallback: HttpFallbackPolicy
   tls: TlsSpec | undefined
@@ -101,7 +102,7 @@ export class Registry {
     if (typeof listen !== 'string') throw new InvalidRequestError(`listen must be a string${where}`)
     if (spec.enabled !== undefined && spec.enabled !== null && typeof spec.enabled !== 'boolean') throw new InvalidRequestError(`enabled must be a boolean${where}`)
     const protocol = spec.protocol ?? 'tcp'
-    if (protocol !== 'tcp' && protocol !== 'http') throw new InvalidRequestError(`protocol must be tcp or http${where}`)
+    if (!isProtocol(protocol)) throw new InvalidRequestError(`protocol must be ${PROTOCOLS.join(' or ')}${where}`)
     const headerFaults = spec.header_faults ?? false
     if (typeof headerFaults !== 'boolean') throw new InvalidRequestError(`header_faults must be a boolean${where}`)
     const httpFallback = spec.http_fallback ?? 'pass'
@@ -118,10 +119,8 @@ export class Registry {
       names.add(f.name)
     }
     for (const f of faults) {
-      const protocols = f.behavior.protocols
-      if (protocols && !protocols.includes(protocol)) {
-        throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${protocol}${where}`)
-      }
+      const mismatch = protocolMismatch(f.behavior, protocol)
+      if (mismatch) throw new InvalidRequestError(`${mismatch}${where}`)
     }
     return { name: spec.name, listen, upstream: spec.upstream, enabled: spec.enabled !== false, protocol, header_faults: headerFaults, http_fallback: httpFallback as HttpFallbackPolicy, tls, faults }
   }

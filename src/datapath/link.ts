@@ -9,7 +9,8 @@ import type { Logger } from '../core/log.js'
 import type { Observer } from '../observe/observer.js'
 import type { Random } from '../core/random.js'
 import type { FaultAction, LinkView, Sink, Stage, Stream } from '../faults/behavior.js'
-import { createHttpStages, fallbackReason, type HttpExchangeEvent, type HttpFallbackPolicy, type HttpLinkView } from '../protocols/http/index.js'
+import type { HttpFallbackPolicy } from '../protocols/http/index.js'
+import { layerOf, type Protocol, type ProtocolHost } from '../protocols/index.js'
 import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
@@ -28,8 +29,8 @@ export interface LinkOwner {
   readonly faults: readonly Fault[]
   /** The faults of partitions cutting this proxy (src/control/partition.ts): decided after `faults`, never listed. */
   readonly cuts?: readonly Fault[]
-  /** `http`: the HTTP stages (src/http) head both chains for the link's life. */
-  readonly protocol?: 'tcp' | 'http'
+  /** Not `tcp`: the protocol layer's stages (src/protocols/) head both chains for the link's life. */
+  readonly protocol?: Protocol
   /** HTTP mode: honour x-coquin-fault-* request headers (the proxy's `header_faults`); read per request. */
   readonly headerFaults?: boolean
   /** HTTP mode: what happens to a link that cannot be framed (the proxy's `http_fallback`); read when it happens. */
@@ -61,9 +62,9 @@ class Node implements Sink {
 class Direction {
   readonly nodes: Node[] = []
   head: Sink | null = null
-  /** HTTP mode: the HTTP stage, first on the chain for the link's life; faults' stages follow it. */
+  /** The protocol layer's stage (src/protocols/), first on the chain for the link's life; faults' stages follow it. */
   fixed: Stage | null = null
-  /** Where the fixed stage hands on: the first fault's stage, or the destination. */
+  /** Where the protocol stage hands on: the first fault's stage, or the destination. */
   readonly rest: Sink = { write: c => (this.head ?? this.sink).write(c), end: () => (this.head ?? this.sink).end() }
   bytes = 0
   readonly sink: Sink
@@ -197,11 +198,11 @@ export class Link {
     this.upstream.on('end', () => { this.#firstEnd ??= 'upstream_close'; this.down.onEnd() })
     client.on('drain', this.down.onDrain)
     this.upstream.on('drain', this.up.onDrain)
-    if (owner.protocol === 'http') {
-      const http = createHttpStages(this.#httpView(), () => owner.faults,
-        { upstream: this.up.rest, downstream: this.down.rest }, { headerFaults: () => owner.headerFaults ?? false })
-      this.up.fixed = http.upstream
-      this.down.fixed = http.downstream
+    const layer = layerOf(owner.protocol)
+    if (layer) {
+      const stages = layer.create(this.#protocolHost(), { upstream: this.up.rest, downstream: this.down.rest })
+      this.up.fixed = stages.upstream
+      this.down.fixed = stages.downstream
     }
   }
 
@@ -229,37 +230,31 @@ export class Link {
     for (const dir of [this.up, this.down]) for (const n of [...dir.nodes]) if (!this.closed) n.stage.flush?.('update')
   }
 
-  #httpView(): HttpLinkView {
-    const proxy = this.owner.name
-    const observer = this.owner.observer
-    let fellBack = false
+  /** What the protocol layer sees of this link (src/protocols/layer.ts). */
+  #protocolHost(): ProtocolHost {
+    const owner = this.owner
+    const observer = owner.observer
     const socket = this.client
     let client: { address: string; port: number } | undefined
     return {
       id: this.id,
+      link: this,
+      owner,
+      observer,
       // Read on first use: reading remoteAddress at every link's start gives the socket another hidden
       // class, and Node's stream code then takes a slower path for every socket (measured: ~1.6k
       // instructions per HTTP request).
       get client() { return client ??= { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 } },
       log: this.log,
       clock: this.clock,
-      random: this.owner.random,
+      random: owner.random,
       // after a response: what the faults' stages hold of it goes out first
       reset: reason => { this.#flushStages(); this.reset(reason) },
       close: reason => { this.#flushStages(); this.close(reason) },
-      applied: (fault, request, action) => {
-        observer.faultApplied(proxy, fault, this, request)
-        observer.faultActed?.(proxy, fault, this, action, request)
+      applied: (fault, index, action) => {
+        observer.faultApplied(owner.name, fault, this, index)
+        observer.faultActed?.(owner.name, fault, this, action, index)
       },
-      fallback: (stream, detail) => {
-        const action = this.owner.httpFallback ?? 'pass'
-        if (fellBack) return action
-        fellBack = true
-        this.log.debug({ link: this.id, stream, reason: detail, action }, 'http link fell back to tcp')
-        observer.httpFallback?.(proxy, this, { stream, reason: fallbackReason(detail), detail, action })
-        return action
-      },
-      ...(observer.httpRequest ? { exchanged: (e: HttpExchangeEvent) => observer.httpRequest!(proxy, this, e) } : {}),
     }
   }
 

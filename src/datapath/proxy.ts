@@ -7,6 +7,7 @@ import type { Clock } from '../core/clock.js'
 import { Fault } from '../faults/fault.js'
 import { Link, type LinkOwner } from './link.js'
 import type { HttpFallbackPolicy } from '../protocols/http/index.js'
+import { protocolMismatch, type Protocol } from '../protocols/index.js'
 import type { Logger, ThrottledLog } from '../core/log.js'
 import type { Observer } from '../observe/observer.js'
 import type { Random } from '../core/random.js'
@@ -56,7 +57,7 @@ export interface ProxyOptions {
   listen: string
   upstream: string
   enabled?: boolean
-  protocol?: 'tcp' | 'http'
+  protocol?: Protocol
   /** HTTP mode: honour `x-coquin-fault-*` request headers (Envoy style). */
   header_faults?: boolean
   /** HTTP mode: what to do with a link whose bytes cannot be framed: pass them through unmatched, or close it. */
@@ -80,7 +81,7 @@ export class Proxy implements LinkOwner {
   listen: string
   upstream: string
   enabled: boolean
-  protocol: 'tcp' | 'http'
+  protocol: Protocol
   headerFaults: boolean
   httpFallback: HttpFallbackPolicy
   readonly tls: ProxyTls | undefined
@@ -343,10 +344,8 @@ export class Proxy implements LinkOwner {
   /** Adds a checked fault (see Catalog.normalize); open links draw for it at once. */
   addFault(f: Fault): Fault {
     if (this.faults.some(t => t.name === f.name)) throw new ToxicExistsError()
-    const protocols = f.behavior.protocols
-    if (protocols && !protocols.includes(this.protocol)) {
-      throw new InvalidRequestError(`${f.type} works on ${protocols.join('/')} proxies only, and this proxy's protocol is ${this.protocol}`)
-    }
+    const mismatch = protocolMismatch(f.behavior, this.protocol)
+    if (mismatch) throw new InvalidRequestError(mismatch)
     this.faults.push(f)
     for (const link of this.links) link.apply(f)
     this.log.info({ toxic: f.name, type: f.type, stream: f.stream, toxicity: f.toxicity, attributes: f.attributes }, 'toxic added')

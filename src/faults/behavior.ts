@@ -6,6 +6,7 @@ import { MAX_TIMER_MS, type Clock, type Timer } from '../core/clock.js'
 export { MAX_TIMER_MS }
 import type { Logger } from '../core/log.js'
 import type { Random } from '../core/random.js'
+import type { Protocol } from '../protocols/index.js'
 
 export { Type }
 export type { Static, TObject, Clock, Timer, Logger, Random }
@@ -98,7 +99,8 @@ export interface Behavior<S extends TObject = TObject> {
   /** Longer notes for the README: semantics, what removal does. */
   readonly notes?: string
   readonly attributes: S
-  readonly protocols?: readonly ('tcp' | 'http')[]
+  /** The proxy protocols it works on (default: all); src/protocols/index.ts checks it. */
+  readonly protocols?: readonly Protocol[]
   /** A fault on the data path: one stage per link × stream. */
   stage?(attributes: Readonly<Static<S>>, link: LinkView, next: Sink): Stage
   /** A fault at accept time, before the upstream connection is made. */
