@@ -360,7 +360,7 @@ t.test('config: partitions are checked with file:line:col and applied; reapplyin
     [7, 15, 'partitions[0].clients[0]', '10.0.0.0/99 has a bad prefix length'],
     [8, 15, 'partitions[0].duration', 'must be more than 0'],
     [9, 11, 'partitions[1].name', 'partition name "cut" given twice (first at line 5)'],
-    [11, 11, 'partitions[1].mode', 'must be one of "blackhole", "reset", "refuse", not string "drop"'],
+    [11, 11, 'partitions[1].mode', 'must be one of "blackhole", "hold", "reset", "refuse", not string "drop"'],
     [12, 17, 'partitions[1].flap.up', 'must be a time: milliseconds, or a string like 500ms, 10s, 1m, not string "soon"'],
   ])
   t.match(err?.message, new RegExp(`^${bad.file.replaceAll('.', '\\.')}:6:19: partitions\\[0\\]\\.proxies\\[1\\]: no proxy named "dbb"`))
