@@ -98,36 +98,64 @@ function bounded(m: Map<string, number>, value: string, ok: boolean): string {
 
 export function createMetrics(opts: MetricsOptions): Metrics {
   const register = opts.register ?? new PromRegistry()
-  const registers = [register]
-  const connectHist = new Histogram({
-    name: 'coquin_upstream_connect_seconds', help: 'Time to connect to the upstream', labelNames: ['proxy'] as const, registers,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    collect() { prune() },
-  })
-  const linkHist = new Histogram({
-    name: 'coquin_link_duration_seconds', help: 'Link lifetime, accept to close', labelNames: ['proxy'] as const, registers,
-    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600],
-    collect() { prune() },
-  })
-  const stats = new Map<string, ProxyStats>()
+  const state = new MetricsState(opts.coquin, [register])
+  defineByteMetrics(state)
+  defineLinkMetrics(state)
+  defineFaultMetrics(state)
+  if (opts.process) collectDefaultMetrics({ register, prefix: 'coquin_' })
+  return {
+    register,
+    observer: metricsObserver(state),
+    async text() { return { contentType: register.contentType, body: await register.metrics() } },
+  }
+}
+
+/** What the observer counts and the collectors read: per-proxy stats, each open link's series, the two histograms. */
+class MetricsState {
+  readonly stats = new Map<string, ProxyStats>()
   /** The series each open link belongs to, fixed when it opened (a restart changes the listener). */
-  const linkSeries = new WeakMap<Link, Series>()
+  readonly linkSeries = new WeakMap<Link, Series>()
+  readonly connectHist: Histogram<'proxy'>
+  readonly linkHist: Histogram<'proxy'>
+
+  constructor(readonly coquin: () => Iterable<Proxy>, readonly registers: PromRegistry[]) {
+    const state = this
+    this.connectHist = new Histogram({
+      name: 'coquin_upstream_connect_seconds', help: 'Time to connect to the upstream', labelNames: ['proxy'] as const, registers,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      collect() { state.prune() },
+    })
+    this.linkHist = new Histogram({
+      name: 'coquin_link_duration_seconds', help: 'Link lifetime, accept to close', labelNames: ['proxy'] as const, registers,
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600],
+      collect() { state.prune() },
+    })
+  }
+
+  statsOf(proxy: string): ProxyStats {
+    let st = this.stats.get(proxy)
+    if (!st) {
+      st = new ProxyStats(proxy, this.connectHist.labels(proxy), this.linkHist.labels(proxy))
+      this.stats.set(proxy, st)
+    }
+    return st
+  }
 
   /**
    * Forgets deleted proxies once their last link has closed, and an enabled proxy's old listen
    * addresses (a restart on port 0) once theirs have. Every collect() runs it first, so one scrape is
    * consistent whichever metric prom-client serialises first.
    */
-  function prune(): Map<string, Proxy> {
+  prune(): Map<string, Proxy> {
     const live = new Map<string, Proxy>()
-    for (const p of opts.coquin()) live.set(p.name, p)
-    for (const st of stats.values()) {
+    for (const p of this.coquin()) live.set(p.name, p)
+    for (const st of this.stats.values()) {
       const p = live.get(st.name)
       if (!p) {
         if (st.active > 0) continue
-        stats.delete(st.name)
-        connectHist.remove(st.name)
-        linkHist.remove(st.name)
+        this.stats.delete(st.name)
+        this.connectHist.remove(st.name)
+        this.linkHist.remove(st.name)
         continue
       }
       if (!p.enabled) continue
@@ -142,12 +170,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   }
 
   /** Closed totals plus the bytes of live links, per series, never below what was shown before. */
-  function refresh(): void {
-    const live = prune()
-    for (const st of stats.values()) for (const s of st.series) for (let i = 0; i < 4; i++) s.now[i] = s.closed[i]!
+  refresh(): void {
+    const live = this.prune()
+    for (const st of this.stats.values()) for (const s of st.series) for (let i = 0; i < 4; i++) s.now[i] = s.closed[i]!
     for (const p of live.values()) {
       for (const link of p.links) {
-        const s = linkSeries.get(link)
+        const s = this.linkSeries.get(link)
         if (!s) continue // opened before this observer was wired: neither its open nor its close is counted
         s.now[0] += link.bytesUpstream
         s.now[1] += link.bytesDownstream
@@ -155,39 +183,66 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         s.now[3] += link.client.bytesWritten ?? 0
       }
     }
-    for (const st of stats.values()) {
+    for (const st of this.stats.values()) {
       for (const s of st.series) for (let k = 0; k < 4; k++) s.shown[k] = Math.max(s.shown[k]!, s.now[k]!)
     }
   }
 
-  function byteCounter(name: string, help: string, offset: 0 | 2): Counter<'direction' | 'proxy' | 'listener' | 'upstream'> {
-    return new Counter({
-      name, help, registers, labelNames: ['direction', 'proxy', 'listener', 'upstream'] as const,
-      collect() {
-        refresh()
+  /**
+   * A counter (or gauge) with a `proxy` label and more: at each scrape, after prune(), `each` reports every
+   * proxy's values through `add(labels, n)`.
+   */
+  perProxy<L extends string>(
+    name: string, help: string, labelNames: readonly L[],
+    each: (st: ProxyStats, add: (labels: Record<L, string>, n: number) => void) => void,
+    kind: 'counter' | 'gauge' = 'counter',
+  ): void {
+    const state = this
+    const config = {
+      name, help, labelNames: ['proxy', ...labelNames] as const, registers: this.registers,
+      collect(this: Counter<string> | Gauge<string>) {
+        state.prune()
         this.reset()
-        for (const st of stats.values()) {
-          for (const s of st.series) {
-            // in Toxiproxy's (sorted) label order: scripts grep the text
-            const base = { listener: s.listener, proxy: st.name, upstream: s.upstream }
-            this.inc({ direction: 'upstream', ...base }, s.shown[offset]!)
-            this.inc({ direction: 'downstream', ...base }, s.shown[offset + 1]!)
-          }
+        for (const st of state.stats.values()) {
+          each(st, (labels, n) => {
+            const all = { proxy: st.name, ...labels }
+            if (this instanceof Gauge) this.set(all, n)
+            else this.inc(all, n)
+          })
         }
       },
-    })
+    }
+    if (kind === 'gauge') new Gauge(config)
+    else new Counter(config)
   }
+}
 
+/** Bytes: Toxiproxy's two counters (per listener and upstream) and coquin's per-direction total. */
+function defineByteMetrics(state: MetricsState): void {
+  const byteCounter = (name: string, help: string, offset: 0 | 2) => new Counter({
+    name, help, registers: state.registers, labelNames: ['direction', 'proxy', 'listener', 'upstream'] as const,
+    collect() {
+      state.refresh()
+      this.reset()
+      for (const st of state.stats.values()) {
+        for (const s of st.series) {
+          // in Toxiproxy's (sorted) label order: scripts grep the text
+          const base = { listener: s.listener, proxy: st.name, upstream: s.upstream }
+          this.inc({ direction: 'upstream', ...base }, s.shown[offset]!)
+          this.inc({ direction: 'downstream', ...base }, s.shown[offset + 1]!)
+        }
+      }
+    },
+  })
   byteCounter('toxiproxy_proxy_received_bytes_total', 'Bytes read from one side of a link (Toxiproxy-compatible)', 0)
   byteCounter('toxiproxy_proxy_sent_bytes_total', 'Bytes written to the far side of a link (Toxiproxy-compatible)', 2)
-
   new Counter({
     name: 'coquin_forwarded_bytes_total', help: 'Bytes written to the far side, per direction',
-    labelNames: ['proxy', 'direction'] as const, registers,
+    labelNames: ['proxy', 'direction'] as const, registers: state.registers,
     collect() {
-      refresh()
+      state.refresh()
       this.reset()
-      for (const st of stats.values()) {
+      for (const st of state.stats.values()) {
         let up = 0, down = 0
         for (const s of st.series) { up += s.shown[2]!; down += s.shown[3]! }
         this.inc({ proxy: st.name, direction: 'upstream' }, up)
@@ -195,141 +250,78 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       }
     },
   })
-
-  new Counter({
-    name: 'coquin_links_opened_total', help: 'Client connections accepted', labelNames: ['proxy'] as const, registers,
-    collect() { prune(); this.reset(); for (const st of stats.values()) this.inc({ proxy: st.name }, st.opened) },
-  })
-  new Counter({
-    name: 'coquin_links_closed_total', help: 'Links ended, by reason', labelNames: ['proxy', 'reason'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) for (const [reason, n] of st.closedBy) this.inc({ proxy: st.name, reason }, n)
-    },
-  })
-  new Counter({
-    name: 'coquin_connections_shed_total', help: 'Client connections reset at accept: the link limit (file descriptors) was reached',
-    labelNames: ['proxy'] as const, registers,
-    collect() { prune(); this.reset(); for (const st of stats.values()) if (st.shed > 0) this.inc({ proxy: st.name }, st.shed) },
-  })
-  new Gauge({
-    name: 'coquin_links_active', help: 'Links open now', labelNames: ['proxy'] as const, registers,
-    collect() { prune(); this.reset(); for (const st of stats.values()) this.set({ proxy: st.name }, st.active) },
-  })
-  new Counter({
-    name: 'coquin_upstream_connect_errors_total', help: 'Failed upstream connections, by errno code',
-    labelNames: ['proxy', 'code'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) for (const [code, n] of st.connectErrors) this.inc({ proxy: st.name, code }, n)
-    },
-  })
-  new Counter({
-    name: 'coquin_tls_handshake_failures_total', help: 'Failed TLS handshakes, by side (client, upstream) and code',
-    labelNames: ['proxy', 'side', 'code'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) {
-        for (const [key, n] of st.tlsFailures) {
-          const i = key.indexOf(':')
-          this.inc({ proxy: st.name, side: key.slice(0, i), code: key.slice(i + 1) }, n)
-        }
-      }
-    },
-  })
-  new Counter({
-    name: 'coquin_faults_applied_total', help: 'Links (HTTP: requests) a fault hit',
-    labelNames: ['proxy', 'toxic', 'type'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) {
-        for (const [toxic, types] of st.faults) for (const [type, n] of types) this.inc({ proxy: st.name, toxic, type }, n)
-      }
-    },
-  })
-  new Counter({
-    name: 'coquin_fault_actions_total', help: 'Times a fault acted on a link or request (at most once per link, fault, stream and action), by type and action',
-    labelNames: ['proxy', 'type', 'action'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) {
-        for (const [key, n] of st.actions) {
-          const i = key.lastIndexOf(':')
-          this.inc({ proxy: st.name, type: key.slice(0, i), action: key.slice(i + 1) }, n)
-        }
-      }
-    },
-  })
-  new Counter({
-    name: 'coquin_http_fallbacks_total', help: 'HTTP links whose requests or responses could not be framed, by reason',
-    labelNames: ['proxy', 'reason'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) for (const [reason, n] of st.fallbacks) this.inc({ proxy: st.name, reason }, n)
-    },
-  })
-  new Counter({
-    name: 'coquin_http_responses_total', help: 'HTTP responses sent to clients, by status class and by who answered (upstream, coquin)',
-    labelNames: ['proxy', 'class', 'source'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) {
-        for (let i = 0; i < 10; i++) {
-          const n = st.responses[i]!
-          if (n > 0) this.inc({ proxy: st.name, class: `${(i >> 1) + 1}xx`, source: i & 1 ? 'coquin' : 'upstream' }, n)
-        }
-      }
-    },
-  })
-  const perStream = (name: string, help: string, pick: (st: ProxyStats) => number[]) => new Counter({
-    name, help, labelNames: ['proxy', 'stream'] as const, registers,
-    collect() {
-      prune()
-      this.reset()
-      for (const st of stats.values()) {
-        const v = pick(st)
-        for (let i = 0; i < STREAMS.length; i++) if (i < 2 || v[i]! > 0) this.inc({ proxy: st.name, stream: STREAMS[i]! }, v[i]!)
-      }
-    },
-  })
+  const perStream = (name: string, help: string, pick: (st: ProxyStats) => number[]) =>
+    state.perProxy(name, help, ['stream'], (st, add) => {
+      const v = pick(st)
+      for (let i = 0; i < STREAMS.length; i++) if (i < 2 || v[i]! > 0) add({ stream: STREAMS[i]! }, v[i]!)
+    })
   perStream('coquin_bytes_dropped_total', 'Bytes a fault threw away', st => st.dropped)
   perStream('coquin_bytes_corrupted_total', 'Bytes a fault altered', st => st.corrupted)
+}
 
-  if (opts.process) collectDefaultMetrics({ register, prefix: 'coquin_' })
-
-  function statsOf(proxy: string): ProxyStats {
-    let st = stats.get(proxy)
-    if (!st) {
-      st = new ProxyStats(proxy, connectHist.labels(proxy), linkHist.labels(proxy))
-      stats.set(proxy, st)
+/** Links and connections: opened, closed by reason, shed, active, upstream connect errors, TLS failures. */
+function defineLinkMetrics(state: MetricsState): void {
+  state.perProxy('coquin_links_opened_total', 'Client connections accepted', [], (st, add) => add({}, st.opened))
+  state.perProxy('coquin_links_closed_total', 'Links ended, by reason', ['reason'], (st, add) => {
+    for (const [reason, n] of st.closedBy) add({ reason }, n)
+  })
+  state.perProxy('coquin_connections_shed_total', 'Client connections reset at accept: the link limit (file descriptors) was reached', [],
+    (st, add) => { if (st.shed > 0) add({}, st.shed) })
+  state.perProxy('coquin_links_active', 'Links open now', [], (st, add) => add({}, st.active), 'gauge')
+  state.perProxy('coquin_upstream_connect_errors_total', 'Failed upstream connections, by errno code', ['code'], (st, add) => {
+    for (const [code, n] of st.connectErrors) add({ code }, n)
+  })
+  state.perProxy('coquin_tls_handshake_failures_total', 'Failed TLS handshakes, by side (client, upstream) and code', ['side', 'code'], (st, add) => {
+    for (const [key, n] of st.tlsFailures) {
+      const i = key.indexOf(':')
+      add({ side: key.slice(0, i), code: key.slice(i + 1) }, n)
     }
-    return st
-  }
+  })
+}
 
-  const observer: Observer = {
+/** Faults and HTTP: faults applied, what they did, HTTP fallbacks, HTTP responses by class and source. */
+function defineFaultMetrics(state: MetricsState): void {
+  state.perProxy('coquin_faults_applied_total', 'Links (HTTP: requests) a fault hit', ['toxic', 'type'], (st, add) => {
+    for (const [toxic, types] of st.faults) for (const [type, n] of types) add({ toxic, type }, n)
+  })
+  state.perProxy('coquin_fault_actions_total',
+    'Times a fault acted on a link or request (at most once per link, fault, stream and action), by type and action', ['type', 'action'], (st, add) => {
+      for (const [key, n] of st.actions) {
+        const i = key.lastIndexOf(':')
+        add({ type: key.slice(0, i), action: key.slice(i + 1) }, n)
+      }
+    })
+  state.perProxy('coquin_http_fallbacks_total', 'HTTP links whose requests or responses could not be framed, by reason', ['reason'], (st, add) => {
+    for (const [reason, n] of st.fallbacks) add({ reason }, n)
+  })
+  state.perProxy('coquin_http_responses_total', 'HTTP responses sent to clients, by status class and by who answered (upstream, coquin)',
+    ['class', 'source'], (st, add) => {
+      for (let i = 0; i < 10; i++) {
+        const n = st.responses[i]!
+        if (n > 0) add({ class: `${(i >> 1) + 1}xx`, source: i & 1 ? 'coquin' : 'upstream' }, n)
+      }
+    })
+}
+
+/** The Observer side: per-link and per-fault events bump plain numbers; nothing per chunk. */
+function metricsObserver(state: MetricsState): Observer {
+  return {
     linkOpened(proxy, link) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       st.opened++
       st.active++
       const o = link.owner
       const s = o instanceof Proxy ? st.seriesFor(o.address, o.upstream) : st.seriesFor('', formatAddress(o.upstreamTarget()))
       s.links++
-      linkSeries.set(link, s)
+      state.linkSeries.set(link, s)
     },
     linkClosed(proxy, link, reason) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       bump(st.closedBy, bounded(st.closedBy, reason, REASON.test(reason)))
       st.linkSeconds.observe(Math.max(0, Date.now() - link.openedAt) / 1000)
-      const s = linkSeries.get(link)
+      const s = state.linkSeries.get(link)
       if (!s) return
-      linkSeries.delete(link)
+      state.linkSeries.delete(link)
       st.active--
       s.links--
       s.closed[0] += link.bytesUpstream
@@ -338,49 +330,43 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       s.closed[3] += link.client.bytesWritten ?? 0
     },
     upstreamConnected(proxy, seconds) {
-      statsOf(proxy).connectSeconds.observe(seconds)
+      state.statsOf(proxy).connectSeconds.observe(seconds)
     },
     upstreamConnectError(proxy, code) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       bump(st.connectErrors, bounded(st.connectErrors, code, ERRNO.test(code)))
     },
     connectionShed(proxy) {
-      statsOf(proxy).shed++
+      state.statsOf(proxy).shed++
     },
     tlsHandshakeFailed(proxy, side, code) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       const key = `${side}:${code}`
       bump(st.tlsFailures, ERRNO.test(code) && (st.tlsFailures.has(key) || st.tlsFailures.size < MAX_LABEL_VALUES) ? key : `${side}:other`)
     },
     faultApplied(proxy, fault: Fault) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       const toxic = st.faults.has(fault.name) || st.faults.size < MAX_TOXICS ? fault.name : 'other'
       let types = st.faults.get(toxic)
       if (!types) { types = new Map(); st.faults.set(toxic, types) }
       bump(types, fault.type)
     },
     faultActed(proxy, fault: Fault, _link, action) {
-      bump(statsOf(proxy).actions, `${fault.type}:${action}`)
+      bump(state.statsOf(proxy).actions, `${fault.type}:${action}`)
     },
     httpFallback(proxy, _link, f) {
-      const st = statsOf(proxy)
+      const st = state.statsOf(proxy)
       bump(st.fallbacks, bounded(st.fallbacks, f.reason, REASON.test(f.reason)))
     },
     httpRequest(proxy, _link, r) {
       const c = Math.floor(r.status / 100)
-      if (c >= 1 && c <= 5) statsOf(proxy).responses[(c - 1) * 2 + (r.source === 'coquin' ? 1 : 0)]!++
+      if (c >= 1 && c <= 5) state.statsOf(proxy).responses[(c - 1) * 2 + (r.source === 'coquin' ? 1 : 0)]!++
     },
     bytesDropped(proxy, stream, bytes) {
-      statsOf(proxy).dropped[streamIndex(stream)] += bytes
+      state.statsOf(proxy).dropped[streamIndex(stream)] += bytes
     },
     bytesCorrupted(proxy, stream, bytes) {
-      statsOf(proxy).corrupted[streamIndex(stream)] += bytes
+      state.statsOf(proxy).corrupted[streamIndex(stream)] += bytes
     },
-  }
-
-  return {
-    register,
-    observer,
-    async text() { return { contentType: register.contentType, body: await register.metrics() } },
   }
 }
