@@ -60,10 +60,12 @@ t.test('the published client imports nothing outside src/client/', async t => {
   t.same(out, [])
 })
 
-t.test('src/core/ imports nothing else of src/', async t => {
-  const out = files.filter(f => inside(f, 'src/core')).flatMap(f => imports(f).filter(i => !inside(i, 'src/core')).map(i => `${f} → ${i}`))
-  t.same(out, [])
-})
+for (const dir of ['src/core', 'src/spec']) {
+  t.test(`${dir}/ imports nothing else of src/`, async t => {
+    const out = files.filter(f => inside(f, dir)).flatMap(f => imports(f).filter(i => !inside(i, dir)).map(i => `${f} → ${i}`))
+    t.same(out, [])
+  })
+}
 
 t.test('behaviors import only the behavior SDK (src/faults/behavior.ts)', async t => {
   const out = files.filter(f => inside(f, 'behaviors') && f !== 'behaviors/index.ts')
@@ -74,4 +76,24 @@ t.test('behaviors import only the behavior SDK (src/faults/behavior.ts)', async 
 t.test('src/ never names a behavior: only src/index.ts and the server wire in behaviors/index.ts', async t => {
   const out = files.filter(f => inside(f, 'src')).flatMap(f => imports(f).filter(i => inside(i, 'behaviors')).map(i => `${f} → ${i}`))
   t.same(out.map(s => s.split(' → ')[0]).sort(), ['src/index.ts', 'src/server.ts'])
+})
+
+t.test('no function in src/ is longer than 150 lines: one that does several jobs is split', async t => {
+  const ts = (await import('typescript')).default
+  const MAX_LINES = 150
+  const long: string[] = []
+  for (const file of files.filter(f => f.startsWith('src/'))) {
+    const source = ts.createSourceFile(file, readFileSync(path.join(root, file), 'utf8'), ts.ScriptTarget.Latest, true)
+    const visit = (node: import('typescript').Node): void => {
+      if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+        const first = source.getLineAndCharacterOfPosition(node.getStart(source)).line
+        const last = source.getLineAndCharacterOfPosition(node.getEnd()).line
+        const name = (node as { name?: import('typescript').Node }).name?.getText(source) ?? '(anonymous)'
+        if (last - first + 1 > MAX_LINES) long.push(`${file}:${first + 1} ${name}: ${last - first + 1} lines`)
+      }
+      ts.forEachChild(node, visit)
+    }
+    visit(source)
+  }
+  t.same(long, [], `functions over ${MAX_LINES} lines`)
 })
