@@ -6,7 +6,8 @@ import { accessSync, constants } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { FileReadError, readRegularFile } from '../core/files.js'
 import path from 'node:path'
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
+import { createAjv } from '../spec/ajv.js'
 import { Document as YamlDocument, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { Behavior } from '../faults/behavior.js'
 import { attributeSchema, toxicName, type FaultStream } from '../faults/fault.js'
@@ -198,7 +199,7 @@ function validator(behaviors: readonly Behavior[]): ValidateFunction {
   let v = validators.get(behaviors)
   if (!v) {
     // One ajv per behavior list: the schema's $id can be registered only once per instance.
-    const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, strictNumbers: true, discriminator: true, verbose: true })
+    const ajv = createAjv({ documents: true })
     v = ajv.compile(configSchema(behaviors))
     validators.set(behaviors, v)
   }

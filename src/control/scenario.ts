@@ -21,7 +21,8 @@
 //     - after: { step: 5, delay: 1s }   # instead of `at`: 1 s after step 5 (or a step's `name`) ran
 //       proxy: { name: api, enabled: true }
 import { basename, extname } from 'node:path'
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { ValidateFunction } from 'ajv'
+import { createAjv } from '../spec/ajv.js'
 import type { Behavior } from '../faults/behavior.js'
 import type { Timer } from '../core/clock.js'
 import { checkWith, configSchema, Locator, readConfigText, readYaml, same, valueLocator, type Issue } from './config.js'
@@ -153,7 +154,7 @@ const validators = new WeakMap<readonly Behavior[], ValidateFunction>()
 function validator(behaviors: readonly Behavior[]): ValidateFunction {
   let v = validators.get(behaviors)
   if (!v) {
-    const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, discriminator: true, verbose: true })
+    const ajv = createAjv({ documents: true })
     v = ajv.compile(scenarioSchema(behaviors))
     validators.set(behaviors, v)
   }

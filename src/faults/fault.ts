@@ -1,6 +1,7 @@
 // A fault: a behavior configured on a proxy (Toxiproxy's "toxic"). Specs from the API, configs and
 // the CLI are checked here against each behavior's schema, with defaults filled in, then frozen.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
+import { createAjv } from '../spec/ajv.js'
 import { Type, type TObject } from '@sinclair/typebox'
 import { MAX_COUNT, type Behavior } from './behavior.js'
 import type { Random } from '../core/random.js'
@@ -24,9 +25,8 @@ const common = {
   count: Type.Integer({ minimum: 0, maximum: MAX_COUNT, default: 0, description: 'stop after hitting N links (HTTP: requests); 0 = no limit' }),
 }
 
-// strictNumbers: NaN and ±Infinity (YAML's .nan and .inf, JSON's 1e999) are not numbers: without it
-// ajv takes Infinity as an integer that no `minimum` refuses.
-export const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, strictNumbers: true })
+/** The validator for attributes and partitions (src/spec/ajv.ts: the rules every schema is read with). */
+export const ajv = createAjv()
 
 export function attributeSchema(b: Behavior): TObject {
   return Type.Object({ ...b.attributes.properties, ...common }, { additionalProperties: false })
