@@ -38,6 +38,9 @@ export interface LinkOwner {
   /** TLS to originate to the upstream (src/datapath/tls.ts); the client socket arrives already decrypted. */
   readonly tls?: ProxyTls
   upstreamTarget(): { host: string; port: number }
+  /** The listen address and upstream as the proxy names them (metric labels); absent for a bare owner. */
+  readonly address?: string
+  readonly upstream?: string
   linkClosed(link: Link): void
 }
 
@@ -156,6 +159,20 @@ class Direction {
   }
 }
 
+/**
+ * A link's life: `connecting` (the upstream connect is under way, or delayed by a fault) → `open`; a connect
+ * fault may make it `hanging` (the client is held, no upstream ever); an open link may be `silenced` (a fault
+ * forwards nothing more and tells no one); every state ends in `closed`.
+ */
+export type LinkState = 'connecting' | 'hanging' | 'open' | 'silenced' | 'closed'
+const TRANSITIONS: Record<LinkState, readonly LinkState[]> = {
+  connecting: ['open', 'hanging', 'silenced', 'closed'],
+  hanging: ['closed'],
+  open: ['silenced', 'closed'],
+  silenced: ['closed'],
+  closed: [],
+}
+
 let nextId = 1
 
 export class Link {
@@ -167,7 +184,9 @@ export class Link {
   readonly log: Logger
   readonly clock: Clock
   lastActive: number
-  state: 'connecting' | 'hanging' | 'open' | 'silenced' | 'closed' = 'connecting'
+  #state: LinkState = 'connecting'
+  /** Where the link is in its life (see LinkState); only #to() changes it. */
+  get state(): LinkState { return this.#state }
   reason: string | undefined
   /** Which side sent the first FIN: names the reason of a clean close. */
   #firstEnd: 'client_close' | 'upstream_close' | undefined
@@ -258,7 +277,19 @@ export class Link {
     }
   }
 
-  get closed(): boolean { return this.state === 'closed' }
+  get closed(): boolean { return this.#state === 'closed' }
+
+  /**
+   * The one place the state changes, along the transitions LinkState lists; closed is final. A move the table
+   * does not list is a bug: it is logged and refused (the data path never throws from a socket event).
+   */
+  #to(next: LinkState): void {
+    if (!TRANSITIONS[this.#state].includes(next)) {
+      this.log.error({ link: this.id, from: this.#state, to: next }, 'link state: no such transition (a bug)')
+      return
+    }
+    this.#state = next
+  }
 
   /** Decide every fault for this link, then connect upstream (now, later, or never). */
   start(): void {
@@ -388,7 +419,7 @@ export class Link {
   actedOn(fault: Fault, action: FaultAction): void { this.#actedBy(fault)(action) }
 
   #hang(fault: Fault): void {
-    this.state = 'hanging'
+    this.#to('hanging')
     this.applied.set(fault, [])
     // Read and discard what the client sends, so that its FIN or RST is seen and the link ends.
     this.client.removeAllListeners('data')
@@ -437,7 +468,7 @@ export class Link {
     const raw = rawSocket(this.upstream)
     this.upstream.once(raw === this.upstream ? 'connect' : 'secureConnect', () => {
       if (this.closed) return
-      this.state = 'open'
+      this.#to('open')
       raw.setNoDelay(true)
       this.owner.observer.upstreamConnected(this.owner.name, (this.clock.now() - this.#connectStarted) / 1000)
       this.client.resume()   // before the held bytes go on: their backpressure may pause it again
@@ -509,7 +540,7 @@ export class Link {
   /** Forward nothing more either way and tell neither side; the link ends when either side leaves. */
   silence(reason: string, onReuse?: () => void): void {
     if (this.closed || this.state === 'silenced') return
-    this.state = 'silenced'
+    this.#to('silenced')
     this.reason = reason
     this.up.destroyStages()
     this.down.destroyStages()
@@ -535,7 +566,7 @@ export class Link {
 
   #finish(reason: string, err?: Error): void {
     if (this.closed) return
-    this.state = 'closed'
+    this.#to('closed')
     this.reason = reason
     this.up.destroyStages()
     this.down.destroyStages()
@@ -544,9 +575,22 @@ export class Link {
     this.owner.linkClosed(this)
   }
 
+  // What observers read (ObservedLink, src/observe/observer.ts) --------------------------------------
+
   /** Bytes read from the client / from the upstream. */
   get bytesUpstream(): number { return this.up.bytes }
   get bytesDownstream(): number { return this.down.bytes }
+  /** Bytes written to the upstream / to the client. */
+  get bytesSentUpstream(): number { return this.upstream.bytesWritten ?? 0 }
+  get bytesSentDownstream(): number { return this.client.bytesWritten ?? 0 }
+  /** The proxy's listen address and upstream as it names them ('' and the target for an owner without). */
+  get listener(): string { return this.owner.address ?? '' }
+  get upstreamAddress(): string {
+    if (this.owner.upstream !== undefined) return this.owner.upstream
+    const { host, port } = this.owner.upstreamTarget()
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  }
+  get faultNames(): string[] { return [...this.applied.keys()].map(f => f.name) }
 }
 
 /** RST, where there is a TCP connection to reset (under TLS: the TCP socket beneath). */

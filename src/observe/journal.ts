@@ -12,8 +12,8 @@
 // ring (no per-follower copy): it may lag at most its backlog bound, then its oldest waiting events
 // are dropped and a `dropped` notice says how many.
 import type { Fault } from '../faults/fault.js'
-import type { Link } from '../datapath/link.js'
 import type { FaultAction, HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
+import type { Link } from '../datapath/link.js'   // openLinks (the API's listing) reads a link's clock and state
 import { formatAddress } from '../datapath/proxy.js'
 // The wire shapes are the client's (src/client/events.ts, free of server code): one definition for both sides.
 import type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from '../client/events.js'

@@ -19,7 +19,7 @@ export function loggingObserver(log: Logger, warn: ThrottledLog): Observer {
     linkClosed(proxy, link, reason, err) {
       const l = child(proxy)
       if (!l.isLevelEnabled('debug')) return
-      const faults = [...link.applied.keys()].map(f => f.name)
+      const faults = link.faultNames
       l.debug({
         link: link.id, reason, up: link.bytesUpstream, down: link.bytesDownstream, ms: Date.now() - link.openedAt,
         ...(faults.length > 0 ? { faults } : {}), ...(err ? { err } : {}),

@@ -3,9 +3,8 @@
 // numbers in a per-proxy record, and prom-client only sees them at scrape time, in collect().
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import type { Fault } from '../faults/fault.js'
-import type { Link } from '../datapath/link.js'
-import type { Observer } from './observer.js'
-import { Proxy, formatAddress } from '../datapath/proxy.js'
+import type { ObservedLink, Observer } from './observer.js'
+import type { Proxy } from '../datapath/proxy.js'
 
 export interface MetricsOptions {
   /** The live proxies (e.g. `() => registry.proxies.values()`), read at scrape time for live links' bytes. */
@@ -114,7 +113,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
 class MetricsState {
   readonly stats = new Map<string, ProxyStats>()
   /** The series each open link belongs to, fixed when it opened (a restart changes the listener). */
-  readonly linkSeries = new WeakMap<Link, Series>()
+  readonly linkSeries = new WeakMap<ObservedLink, Series>()
   readonly connectHist: Histogram<'proxy'>
   readonly linkHist: Histogram<'proxy'>
 
@@ -179,8 +178,8 @@ class MetricsState {
         if (!s) continue // opened before this observer was wired: neither its open nor its close is counted
         s.now[0] += link.bytesUpstream
         s.now[1] += link.bytesDownstream
-        s.now[2] += link.upstream.bytesWritten ?? 0
-        s.now[3] += link.client.bytesWritten ?? 0
+        s.now[2] += link.bytesSentUpstream
+        s.now[3] += link.bytesSentDownstream
       }
     }
     for (const st of this.stats.values()) {
@@ -310,8 +309,7 @@ function metricsObserver(state: MetricsState): Observer {
       const st = state.statsOf(proxy)
       st.opened++
       st.active++
-      const o = link.owner
-      const s = o instanceof Proxy ? st.seriesFor(o.address, o.upstream) : st.seriesFor('', formatAddress(o.upstreamTarget()))
+      const s = st.seriesFor(link.listener, link.upstreamAddress)
       s.links++
       state.linkSeries.set(link, s)
     },
@@ -326,8 +324,8 @@ function metricsObserver(state: MetricsState): Observer {
       s.links--
       s.closed[0] += link.bytesUpstream
       s.closed[1] += link.bytesDownstream
-      s.closed[2] += link.upstream.bytesWritten ?? 0
-      s.closed[3] += link.client.bytesWritten ?? 0
+      s.closed[2] += link.bytesSentUpstream
+      s.closed[3] += link.bytesSentDownstream
     },
     upstreamConnected(proxy, seconds) {
       state.statsOf(proxy).connectSeconds.observe(seconds)

@@ -3,15 +3,37 @@
 import type { Fault } from '../faults/fault.js'
 import type { FaultAction } from '../faults/behavior.js'
 export type { FaultAction } from '../faults/behavior.js'
-import type { Link } from '../datapath/link.js'
+
+/**
+ * What an observer may read of a link: a read-only view (src/datapath/link.ts's Link implements it), never the
+ * link's sockets, stages or owner. Everything here is a field or a cheap getter, read only when an observer asks.
+ */
+export interface ObservedLink {
+  readonly id: number
+  /** Epoch ms. */
+  readonly openedAt: number
+  /** Bytes read from the client / from the upstream. */
+  readonly bytesUpstream: number
+  readonly bytesDownstream: number
+  /** Bytes written to the upstream / to the client (less than read while a fault holds or drops bytes). */
+  readonly bytesSentUpstream: number
+  readonly bytesSentDownstream: number
+  /** The client's address (read on first use by whoever needs it: reading it costs every socket speed). */
+  readonly client: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined }
+  /** The proxy's listen address and upstream when the link opened: Toxiproxy's metric labels. */
+  readonly listener: string
+  readonly upstreamAddress: string
+  /** The names of the faults applied on it. */
+  readonly faultNames: readonly string[]
+}
 
 export interface Observer {
-  linkOpened(proxy: string, link: Link): void
-  linkClosed(proxy: string, link: Link, reason: string, err?: Error): void
+  linkOpened(proxy: string, link: ObservedLink): void
+  linkClosed(proxy: string, link: ObservedLink, reason: string, err?: Error): void
   upstreamConnected(proxy: string, seconds: number): void
   upstreamConnectError(proxy: string, code: string): void
   /** `request`: for an HTTP fault, the request's index on the link (0-based, as HttpRequestInfo.index). */
-  faultApplied(proxy: string, fault: Fault, link: Link, request?: number): void
+  faultApplied(proxy: string, fault: Fault, link: ObservedLink, request?: number): void
   bytesDropped(proxy: string, stream: string, bytes: number): void
   bytesCorrupted(proxy: string, stream: string, bytes: number): void
   /** A TLS handshake failed: a client's to a proxy terminating TLS, or coquin's to a TLS upstream. Optional. */
@@ -19,15 +41,15 @@ export interface Observer {
   /** A client connection was reset at accept: the link budget (file descriptors) was spent. Optional. */
   connectionShed?(proxy: string): void
   /** HTTP mode: one call per request, once its response was sent or cut. Optional: observers that skip it need no change. */
-  httpRequest?(proxy: string, link: Link, request: HttpRequestInfo): void
+  httpRequest?(proxy: string, link: ObservedLink, request: HttpRequestInfo): void
   /** HTTP mode: a stream of a link could not be framed; at most once per link. Optional. */
-  httpFallback?(proxy: string, link: Link, fallback: HttpFallbackInfo): void
+  httpFallback?(proxy: string, link: ObservedLink, fallback: HttpFallbackInfo): void
   /**
    * A fault did something to a link or request, now (`faultApplied` says only that it applies): at most once per
    * link, fault, stream and action. `request`: HTTP, the request's index on the link; `stream`: the direction of the
    * stage that acted (absent for a connect decision or an HTTP request). Optional.
    */
-  faultActed?(proxy: string, fault: Fault, link: Link, action: FaultAction, request?: number, stream?: 'upstream' | 'downstream'): void
+  faultActed?(proxy: string, fault: Fault, link: ObservedLink, action: FaultAction, request?: number, stream?: 'upstream' | 'downstream'): void
 }
 
 
