@@ -2,17 +2,23 @@
 // `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1), each in front of every
 // upstream server; or, in front of the HTTP server only, `coquin-http` (`protocol: http`, no fault) or
 // `coquin-http-status` (protocol http with an `http_status` fault that matches every request, at
-// toxicity 0: matched, drawn, never fired). It reports ports, memory and CPU over IPC, and adds or
-// removes faults on its proxies at run time (`fault`, `unfault`) through the in-process registry, as the
-// control API would.
-import { Registry } from '../src/control/registry.js'
+// toxicity 0: matched, drawn, never fired). coquin runs as `coquin serve` runs it (startCoquin: the
+// control API, metrics, the journal and the log observer all on; logs at info, written nowhere), so the
+// figures include what ships. It reports ports, memory and CPU over IPC, and adds or removes faults on
+// its proxies at run time (`fault`, `unfault`) through the server's registry, as the control API would.
+// `coquin-before` is `coquin` built from another checkout (`npm run bench -- --before DIR`, DIR holding a
+// built tree: its dist/src/server.js), for a before/after comparison in one run.
+import { Writable } from 'node:stream'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { FaultSpec } from '../src/faults/fault.js'
-import { builtins } from '../behaviors/index.js'
+import type * as Server from '../src/server.js'
+import type * as Log from '../src/core/log.js'
 import { startPipeProxy } from './pipe-proxy.js'
 import { collectGarbage, serve } from './ipc.js'
 
-export type ProxyKind = 'pipe' | 'coquin' | 'coquin-fault' | 'coquin-http' | 'coquin-http-status'
-const KINDS: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+export type ProxyKind = 'pipe' | 'coquin' | 'coquin-before' | 'coquin-fault' | 'coquin-http' | 'coquin-http-status'
+const KINDS: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
 /** Kinds that speak HTTP: they only proxy the `http` upstream. */
 const HTTP_ONLY: readonly ProxyKind[] = ['coquin-http', 'coquin-http-status']
 
@@ -23,7 +29,14 @@ if (!KINDS.includes(kind)) {
 }
 
 const counters: (() => number)[] = []
-const registry = new Registry({ behaviors: builtins })
+const nowhere = new Writable({ write(_chunk, _encoding, done) { done() } })
+const srcDir = kind === 'coquin-before'
+  ? pathToFileURL(path.join(process.env['COQUIN_BEFORE'] ?? '.', 'dist', 'src') + path.sep)
+  : new URL('../src/', import.meta.url)
+const { startCoquin } = await import(new URL('server.js', srcDir).href) as typeof Server
+const { createLogger } = await import(new URL('core/log.js', srcDir).href) as typeof Log
+const server = await startCoquin({ port: 0, log: createLogger({ level: 'info', destination: nowhere }) })
+const registry = server.registry
 
 async function start(upstreams: Record<string, number>): Promise<Record<string, number>> {
   const ports: Record<string, number> = {}

@@ -12,7 +12,7 @@
 //   npm run bench -- --only churn,precision --rounds 5 --duration 3000 --links 2000 --pin
 import os from 'node:os'
 import path from 'node:path'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -26,16 +26,16 @@ import type { ProxyKind } from './proxy-worker.js'
 
 type Kind = ProxyKind | 'haproxy'
 type Target = 'direct' | Kind
-const ALL_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+const ALL_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
 /** Targets that carry any TCP stream (the HTTP-mode proxies carry HTTP only). */
-const ALL_TCP_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-fault']
+const ALL_TCP_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault']
 const LABEL: Record<Target, string> = {
-  direct: 'direct', pipe: 'pipe proxy', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-fault': 'coquin + latency 0',
+  direct: 'direct', pipe: 'pipe proxy', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'coquin before', 'coquin-fault': 'coquin + latency 0',
   'coquin-http': 'coquin http', 'coquin-http-status': 'coquin http + http_status 0',
 }
 /** Short names for the ratio columns. */
 const SHORT: Record<Target, string> = {
-  direct: 'direct', pipe: 'pipe', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-fault': 'coquin + lat. 0',
+  direct: 'direct', pipe: 'pipe', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'before', 'coquin-fault': 'coquin + lat. 0',
   'coquin-http': 'coquin http', 'coquin-http-status': 'http + status 0',
 }
 
@@ -49,13 +49,15 @@ const USAGE = `usage: npm run bench -- [--rounds N] [--quick] [--duration MS] [-
   --duration MS   measuring window of each throughput/latency run, after a warm-up (default 1500; --quick: 1000)
   --links N       idle links opened for the memory figure (default 10000; fewer if the open-file limit is too low)
   --only GROUPS   comma-separated scenario groups to run: ${GROUPS.join(', ')} (default: all)
-  --pin           pin each proxy process to the last core, everything else to the others (taskset)`
+  --pin           pin each proxy process to the last core, everything else to the others (taskset)
+  --before DIR    also run coquin built in DIR (a checkout after npm ci && npm run build) as "coquin before",
+                  for a before/after comparison of a change in one run`
 
 const { values: argv } = parseArgs({
   options: {
     rounds: { type: 'string' }, quick: { type: 'boolean', default: false }, duration: { type: 'string' },
     links: { type: 'string' }, only: { type: 'string' }, pin: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
+    before: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
   },
 })
 if (argv.help) { console.log(USAGE); process.exit(0) }
@@ -128,10 +130,15 @@ if ([...ONLY].some(g => g !== 'faults' && g !== 'precision')) {
   haproxy = ensureHaproxy(progress)
   if (haproxy.path === undefined) progress(`HAProxy column skipped: ${haproxy.reason}`)
 }
-const present = (t: Target) => t !== 'haproxy' || haproxy.path !== undefined
+const BEFORE = argv.before === undefined ? undefined : path.resolve(argv.before)
+if (BEFORE !== undefined && !existsSync(path.join(BEFORE, 'dist', 'src', 'server.js'))) {
+  usageError(`--before: ${BEFORE} has no dist/src/server.js (run npm ci && npm run build there)`)
+}
+if (BEFORE !== undefined) process.env['COQUIN_BEFORE'] = BEFORE
+const present = (t: Target) => (t !== 'haproxy' || haproxy.path !== undefined) && (t !== 'coquin-before' || BEFORE !== undefined)
 const TARGETS = ALL_TARGETS.filter(present)
 const TCP_TARGETS = ALL_TCP_TARGETS.filter(present)
-const MEM_TARGETS: readonly Kind[] = (['pipe', 'haproxy', 'coquin', 'coquin-fault'] as const).filter(present)
+const MEM_TARGETS: readonly Kind[] = (['pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault'] as const).filter(present)
 
 // Metrics --------------------------------------------------------------------------------------------
 
@@ -286,6 +293,7 @@ async function runPrecision(w: Child, ports: Servers): Promise<void> {
 
 const WORKER_FILE: Record<Kind, URL> = {
   pipe: new URL('./proxy-worker.js', import.meta.url), coquin: new URL('./proxy-worker.js', import.meta.url),
+  'coquin-before': new URL('./proxy-worker.js', import.meta.url),
   'coquin-fault': new URL('./proxy-worker.js', import.meta.url), 'coquin-http': new URL('./proxy-worker.js', import.meta.url),
   'coquin-http-status': new URL('./proxy-worker.js', import.meta.url), haproxy: new URL('./haproxy-worker.js', import.meta.url),
 }
@@ -505,7 +513,7 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
   if (metrics.length > 0) {
     const targets = TARGETS.filter(t => metrics.some(m => data.get(m.key)?.has(t)))
     const proxied = targets.filter(t => t !== 'direct')
-    const peers: Target[] = (['haproxy', 'pipe'] as const).filter(p => targets.includes(p) && targets.includes('coquin'))
+    const peers: Target[] = (['haproxy', 'pipe', 'coquin-before'] as const).filter(p => targets.includes(p) && targets.includes('coquin'))
     lines.push(`| metric | ${targets.map(t => LABEL[t]).join(' | ')} | ${proxied.map(t => `${SHORT[t]} ÷ direct`).join(' | ')}` +
       `${peers.map(p => ` | coquin ÷ ${SHORT[p]}`).join('')} |`)
     lines.push(`|---|${[...targets, ...proxied, ...peers].map(() => '--:').join('|')}|`)
