@@ -1,11 +1,12 @@
 // HTTP mode micro-benchmark: keep-alive small GETs through a tcp proxy, an http proxy, and an http
 // proxy with an http_status fault at toxicity 0 matching GET. The upstream and the clients run in a
-// child process, so this process (its CPU time and its --cpu-prof profile) is the proxy alone.
+// child process, so this process (its CPU time and its --cpu-prof profile) is the proxy alone, run as
+// `coquin serve` runs it (journal, metrics and logs on).
 //   npx tsc -p tsconfig.json && node --cpu-prof dist/bench/http-profile.js [modes=tcp,http,http0] [rounds=2] [ms=3000] [conns=50]
 import net from 'node:net'
 import { fork, type ChildProcess } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const REQ = Buffer.from('GET /api/items?id=42&x=y HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n', 'latin1')
 const RES = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok', 'latin1')
@@ -19,11 +20,17 @@ else worker()
 async function main(): Promise<void> {
   const [modesArg = 'tcp,http,http0', roundsArg = '2', msArg = '3000', connsArg = '50'] = process.argv.slice(2)
   const modes = modesArg.split(',')
-  const { Registry } = await import('../src/control/registry.js')
-  const { builtins } = await import('../behaviors/index.js')
+  // coquin as `coquin serve` runs it: the control API, metrics, the journal and logs (at info, written nowhere).
+  // COQUIN_SRC=DIR: the coquin built in another checkout (DIR/dist/src), for a before/after of a change.
+  const src = process.env['COQUIN_SRC'] ? pathToFileURL(`${process.env['COQUIN_SRC']}/dist/src/`) : new URL('../src/', import.meta.url)
+  const { startCoquin } = await import(new URL('server.js', src).href) as typeof import('../src/server.js')
+  const { createLogger } = await import(new URL('core/log.js', src).href) as typeof import('../src/core/log.js')
+  const { Writable } = await import('node:stream')
   const w: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child'], { execArgv: [] })
   const upstreamPort = await new Promise<number>(r => w.once('message', (m: { port: number }) => r(m.port)))
-  const registry = new Registry({ behaviors: builtins })
+  const nowhere = new Writable({ write(_chunk, _encoding, done) { done() } })
+  const server = await startCoquin({ port: 0, log: createLogger({ level: 'info', destination: nowhere }), ...(process.env['JOURNAL_SIZE'] ? { journalSize: Number(process.env['JOURNAL_SIZE']) } : {}) })
+  const registry = server.registry
   const upstream = `127.0.0.1:${upstreamPort}`
   const specs: Record<string, object> = {
     tcp: { protocol: 'tcp' },
@@ -54,7 +61,7 @@ async function main(): Promise<void> {
   }
   const avg = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length
   if (results.tcp) for (const m of modes) if (m !== 'tcp') console.log(`${m}/tcp = ${(avg(results[m]!) / avg(results.tcp)).toFixed(2)} req/s; busy us/req ${m} ${avg(busy[m]!).toFixed(1)} vs tcp ${avg(busy.tcp!).toFixed(1)}`)
-  await registry.close()
+  await server.close()
   w.kill()
 }
 

@@ -22,6 +22,9 @@ export type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, Htt
 export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'fault_acted', 'http_request', 'http_fallback'] as const
 export type JournalEventType = (typeof EVENT_TYPES)[number]
 
+/** Distinct paths and hosts the journal shares between its events before it starts over. */
+const MAX_INTERNED = 4096
+
 /** Default number of events kept (`serve --journal-size`, StartOptions.journalSize). */
 export const DEFAULT_JOURNAL_SIZE = 10_000
 
@@ -228,7 +231,23 @@ export class Journal implements Observer {
 
   /** Stamps an event with id and time, keeps it (evicting the oldest when full) and hands it to followers. */
   record<E extends JournalEvent>(fields: Omit<E, 'id' | 'time'>): E {
-    const e = { id: this.#nextId++, time: round3(this.#now()), ...fields } as E
+    return this.#store({ id: 0, time: 0, ...fields } as E)
+  }
+
+  /** Strings the ring shares (paths, hosts): bounded, forgotten all at once when full. */
+  #strings = new Map<string, string>()
+  #intern(s: string): string {
+    const known = this.#strings.get(s)
+    if (known !== undefined) return known
+    if (this.#strings.size >= MAX_INTERNED) this.#strings.clear()
+    this.#strings.set(s, s)
+    return s
+  }
+
+  /** Stamps an event built with `id: 0, time: 0` first (one object, no copy: the hot paths use it) and keeps it. */
+  #store<E extends JournalEvent>(e: E): E {
+    e.id = this.#nextId++
+    e.time = round3(this.#now())
     for (const f of this.#followers) f.beforeRecord(e.id)
     if (this.#size < this.capacity) {
       this.#ring[(this.#start + this.#size) % this.capacity] = e
@@ -323,12 +342,16 @@ export class Journal implements Observer {
   }
 
   httpRequest(proxy: string, link: Pick<JournalLink, 'id'>, r: HttpRequestInfo): void {
-    this.record<HttpRequestEvent>({
-      type: 'http_request', proxy, link: link.id, method: r.method, path: r.path, status: r.status, source: r.source,
-      latency_ms: round3(r.latencyMs), request: r.index + 1,
-      ...(r.faults && r.faults.length > 0 ? { faults: [...r.faults] } : {}),
-      ...(r.host !== undefined ? { host: r.host } : {}),
-    })
+    // Once per HTTP request: one object, built whole (no spread), fields in the wire order. Paths and hosts
+    // repeat: the ring keeps one string for each (a fresh copy per request would live as long as its event).
+    const e: HttpRequestEvent = {
+      id: 0, time: 0, type: 'http_request', proxy, link: link.id, method: r.method, path: this.#intern(r.path), status: r.status,
+      source: r.source, latency_ms: round3(r.latencyMs), request: r.index + 1,
+    }
+    if (r.faults && r.faults.length > 0) e.faults = [...r.faults]
+    const host = r.host
+    if (host !== undefined) e.host = this.#intern(host)
+    this.#store(e)
   }
 
   httpFallback(proxy: string, link: Pick<JournalLink, 'id'>, f: HttpFallbackInfo): void {

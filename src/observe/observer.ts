@@ -104,13 +104,14 @@ const OBSERVER_METHODS = {
  * stays absent, so a caller that checks for it (`observer.httpRequest?`) skips its work.
  */
 export function observers(...list: Observer[]): Observer {
-  const out: Record<string, (...args: unknown[]) => void> = {}
+  type Fn = (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown) => void
+  const out: Record<string, Fn> = {}
   for (const k of Object.keys(OBSERVER_METHODS) as (keyof Observer)[]) {
     const has = list.filter(o => typeof o[k] === 'function')
     if (has.length === 0 && OBSERVER_METHODS[k] === 'optional') continue
-    out[k] = (...args: unknown[]) => {
-      for (const o of has) (o[k] as (...a: unknown[]) => void).apply(o, args)
-    }
+    const fns = has.map(o => (o[k] as Fn).bind(o))
+    // Fixed arity (the longest method takes six), no rest array: these run per link and per HTTP request.
+    out[k] = fns.length === 1 ? fns[0]! : (a, b, c, d, e, f) => { for (const fn of fns) fn(a, b, c, d, e, f) }
   }
   return out as unknown as Observer
 }
