@@ -3,31 +3,20 @@
 // responses, pairs them FIFO with the requests, and sends coquin's own responses in their turn.
 // With no HTTP fault firing, every byte passes untouched, in slices of the chunks that came in.
 import type { FaultAction, HeaderEdit, HttpAction, HttpContext, HttpRequest, Sink, Stage } from '../../faults/behavior.js'
-import { MAX_TIMER_MS, type Clock, type Timer } from '../../core/clock.js'
+import { MAX_TIMER_MS, type Timer } from '../../core/clock.js'
 import type { Fault } from '../../faults/fault.js'
-import type { Logger } from '../../core/log.js'
-import type { Random } from '../../core/random.js'
+import type { ProtocolHost } from '../layer.js'
 import { Framer, type FrameHandler, type Head, type RequestHead, type ResponseHead } from './framer.js'
 import { matcherOf } from './match.js'
 import { buildResponse, mergeEdits, rewriteHead, type SyntheticResponse } from './message.js'
 import { Out, type Emit, type Gate } from './out.js'
 
-/** What the HTTP stages may see and do of their link. */
-export interface HttpLinkView {
-  readonly id: number
-  readonly client: { readonly address: string; readonly port: number }
-  readonly log: Logger
-  readonly clock: Clock
-  readonly random: Random
-  /** RST both sides now. */
-  reset(reason: string): void
-  /** FIN both sides once what was written is flushed; what comes in after is discarded. */
-  close(reason: string): void
-  /**
-   * A fault hit the request with this index and will act on it as `action` says (coquin_faults_applied_total,
-   * the journal's `fault` and `fault_acted`).
-   */
-  applied(fault: Fault, request: number, action: FaultAction): void
+/**
+ * What the HTTP stages may see and do of their link: the protocol host's view (src/protocols/layer.ts: id,
+ * client, log, clock, random, reset, close, applied — `applied` per request, its index on the link) and
+ * HTTP's own two hooks.
+ */
+export interface HttpLinkView extends Pick<ProtocolHost, 'id' | 'client' | 'log' | 'clock' | 'random' | 'reset' | 'close' | 'applied'> {
   /**
    * A stream of the link cannot be framed (`reason`: the framer's words): count and record it once, and
    * say what the proxy wants: `pass` the rest through unmatched, or `close` the link.
