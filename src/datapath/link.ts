@@ -298,6 +298,7 @@ export class Link {
         observer.faultApplied(owner.name, fault, this, index)
         observer.faultActed?.(owner.name, fault, this, action, index)
       },
+      acted: (fault, index, action) => observer.faultActed?.(owner.name, fault, this, action, index),
     }
   }
 

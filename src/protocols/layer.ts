@@ -34,6 +34,8 @@ export interface ProtocolHost {
   close(reason: string): void
   /** A fault hit message `index` of the link and will act on it as `action` says: counted and recorded. */
   applied(fault: Fault, index: number, action: FaultAction): void
+  /** A fault that hit earlier acted again, on message `index` (a forgotten link reset on reuse): recorded only. */
+  acted(fault: Fault, index: number, action: FaultAction): void
 }
 
 export interface ProtocolLayer {

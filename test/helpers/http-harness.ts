@@ -95,6 +95,7 @@ export async function httpProxy(t: T, upstreamPort: number, opts: HarnessOptions
       log: silentLogger,
       clock,
       random,
+      acted() {},
       reset(reason) {
         if (done) return
         h.ends.push(`reset:${reason}`)

@@ -33,7 +33,7 @@ function run(faults: FaultSpec[], chunksUp: Buffer[], chunksDown: (forwarded: st
   const link: HttpLinkView = {
     id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock, random: seededRandom(5),
     reset: r => { events.push(`reset:${r}`) }, close: r => { events.push(`close:${r}`) },
-    applied: f => { events.push(`hit:${f.name}`) }, fallback: (s, r) => { events.push(`fallback:${s === 'upstream' ? 'request' : 'response'}: ${r}`); return 'pass' },
+    applied: f => { events.push(`hit:${f.name}`) }, acted() {}, fallback: (s, r) => { events.push(`fallback:${s === 'upstream' ? 'request' : 'response'}: ${r}`); return 'pass' },
     exchanged: e => { exchanges.push(`${e.index} ${e.method} ${e.target} ${e.status} ${e.source} ${e.faults.join('+')}`.trim()) },
   }
   let upEnded = false
@@ -133,7 +133,7 @@ t.test('an exchange event reads its target and path when asked, and serializes w
   const events: HttpExchangeEvent[] = []
   const link: HttpLinkView = {
     id: 1, client: { address: '127.0.0.1', port: 1 }, log: silentLogger, clock: new ManualClock(), random: seededRandom(5),
-    reset() {}, close() {}, applied() {}, fallback: () => 'pass', exchanged: e => { events.push(e) },
+    reset() {}, close() {}, applied() {}, acted() {}, fallback: () => 'pass', exchanged: e => { events.push(e) },
   }
   const down: Buffer[] = []
   const stages = createHttpStages(link, () => [], {

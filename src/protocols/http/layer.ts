@@ -19,6 +19,7 @@ export const httpLayer: ProtocolLayer = {
       reset: reason => host.reset(reason),
       close: reason => host.close(reason),
       applied: (fault, request, action) => host.applied(fault, request, action),
+      acted: (fault, request, action) => host.acted(fault, request, action),
       fallback: (stream, detail) => {
         const action = owner.httpFallback ?? 'pass'
         if (fellBack) return action

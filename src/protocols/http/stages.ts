@@ -16,7 +16,7 @@ import { Out, type Emit, type Gate } from './out.js'
  * client, log, clock, random, reset, close, applied — `applied` per request, its index on the link) and
  * HTTP's own two hooks.
  */
-export interface HttpLinkView extends Pick<ProtocolHost, 'id' | 'client' | 'log' | 'clock' | 'random' | 'reset' | 'close' | 'applied'> {
+export interface HttpLinkView extends Pick<ProtocolHost, 'id' | 'client' | 'log' | 'clock' | 'random' | 'reset' | 'close' | 'applied' | 'acted'> {
   /**
    * A stream of the link cannot be framed (`reason`: the framer's words): count and record it once, and
    * say what the proxy wants: `pass` the rest through unmatched, or `close` the link.
@@ -67,7 +67,7 @@ interface Plan {
   delayHead: number
   delayBody: number
   abort: { phase: 'before_response' | 'after_head' | 'after_bytes'; bytes: number; mode: 'rst' | 'fin'; fault: string } | null
-  close: { mode: 'fin' | 'rst' | 'rst_on_reuse'; announce: boolean; fault: string } | null
+  close: { mode: 'fin' | 'rst' | 'rst_on_reuse'; announce: boolean; fault: string; by: Fault | undefined } | null
   request: HeaderEdit | undefined
   response: HeaderEdit | undefined
 }
@@ -100,7 +100,7 @@ const newPlan = (): Plan => ({
   respond: null, delayRequest: 0, delayHead: 0, delayBody: 0, abort: null, close: null, request: undefined, response: undefined,
 })
 
-function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void {
+function addAction(plan: Plan, a: HttpAction, fault: string, name = fault, by?: Fault): void {
   if (!plan.names.includes(name)) plan.names.push(name)
   switch (a.action) {
     case 'respond':
@@ -113,7 +113,7 @@ function addAction(plan: Plan, a: HttpAction, fault: string, name = fault): void
       else plan.delayBody = Math.min(plan.delayBody + a.ms, MAX_TIMER_MS)
       break
     case 'abort': plan.abort ??= { phase: a.phase, bytes: a.bytes, mode: a.mode, fault }; break
-    case 'close_after_response': plan.close ??= { mode: a.mode, announce: a.announce ?? false, fault }; break
+    case 'close_after_response': plan.close ??= { mode: a.mode, announce: a.announce ?? false, fault, by }; break
     case 'rewrite_headers':
       plan.request = mergeEdits(plan.request, a.request)
       plan.response = mergeEdits(plan.response, a.response)
@@ -393,7 +393,7 @@ class HttpLayer {
       }
       if (!a || !f.decide(this.link.random)) continue
       this.link.applied(f, index, ACTED[a.action === 'close_after_response' && a.mode === 'rst_on_reuse' ? 'forget' : a.action])
-      addAction(plan ??= newPlan(), a, f.type, f.name)
+      addAction(plan ??= newPlan(), a, f.type, f.name, f)
     }
     const hf = this.opts.headerFaults
     if (hf === true || (typeof hf === 'function' && hf())) plan = this.#headerFaults(h, plan)
@@ -463,7 +463,7 @@ class HttpLayer {
       return
     }
     e.write(s.body)
-    if (plan.close) e.act(this.#closer(plan.close.mode, plan.close.fault))
+    if (plan.close) e.act(this.#closer(plan.close, ex.index))
     else if (ex.closeAfter) e.act(this.#breaker('fin', plan.respond!.fault))
   }
 
@@ -478,23 +478,24 @@ class HttpLayer {
   }
 
   /** After a response: close the link (fin, rst), or forget it until the client reuses it (rst_on_reuse). */
-  #closer(mode: 'rst' | 'fin' | 'rst_on_reuse', reason: string): () => void {
-    if (mode !== 'rst_on_reuse') return this.#breaker(mode, reason)
+  #closer(close: NonNullable<Plan['close']>, index: number): () => void {
+    if (close.mode !== 'rst_on_reuse') return this.#breaker(close.mode, close.fault)
     return () => {
       this.destroy()                                          // nothing more either way, timers cancelled
-      this.#forgotten = reason
+      this.#forgotten = { reason: close.fault, by: close.by, index: index + 1 }
     }
   }
 
-  /** rst_on_reuse: the fault that forgot this link; its next bytes from the client reset both sides. */
-  #forgotten: string | null = null
+  /** rst_on_reuse: the fault that forgot this link (and the request that reuses it); its next bytes reset both sides. */
+  #forgotten: { reason: string; by: Fault | undefined; index: number } | null = null
 
-  /** A forgotten link's client wrote (or sent FIN): reset both sides, forward nothing. */
+  /** A forgotten link's client wrote (or sent FIN): reset both sides, forward nothing; the fault acted again. */
   reused(): void {
-    const reason = this.#forgotten
-    if (reason === null) return
+    const forgotten = this.#forgotten
+    if (forgotten === null) return
     this.#forgotten = null
-    this.link.reset(reason)
+    if (forgotten.by) this.link.acted(forgotten.by, forgotten.index, 'reset')
+    this.link.reset(forgotten.reason)
   }
 
   #breaker(mode: 'rst' | 'fin', reason: string): () => void {
@@ -529,7 +530,7 @@ class HttpLayer {
       if (ex) this.#report(ex, this.#status, 'upstream')
       const plan = ex?.plan
       if (plan?.abort?.phase === 'after_bytes') return this.#abortResponse(plan.abort.mode, plan.abort.fault)  // a shorter body
-      if (plan?.close) this.downOut.act(this.#closer(plan.close.mode, plan.close.fault))
+      if (plan?.close) this.downOut.act(this.#closer(plan.close, ex!.index))
       if (this.#respCloses || this.#downEnding) {
         // The response ended the connection: nothing may be answered after it, by coquin either.
         this.exchanges = []
