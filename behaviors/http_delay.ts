@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS, checkMatch, defineBehavior, httpMatch, ms, Type } from '../src/faults/behavior.js'
+import { checkMatch, jittered, defineBehavior, httpMatch, ms, Type } from '../src/faults/behavior.js'
 
 
 export default defineBehavior({
@@ -19,14 +19,5 @@ export default defineBehavior({
       { default: 'request', description: 'what waits: the request, the response\'s head, or the response\'s body' }),
   }),
   validate: a => checkMatch(a.match),
-  request(a, _req, _fault, { random }) {
-    let d = a.delay
-    if (a.jitter > 0) {
-      const spread = a.distribution === 'normal'
-        ? Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-        : random() * 2 - 1
-      d = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(d + spread * a.jitter)))   // delay + jitter may pass it
-    }
-    return { action: 'delay', phase: a.phase, ms: d }
-  },
+  request: (a, _req, _fault, { random }) => ({ action: 'delay', phase: a.phase, ms: jittered(a.delay, a.jitter, a.distribution, random) }),
 })

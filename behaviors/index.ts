@@ -23,5 +23,8 @@ import http_delay from './http_delay.js'
 import http_abort from './http_abort.js'
 import http_close from './http_close.js'
 import http_header from './http_header.js'
+import redis_error from './redis_error.js'
+import redis_delay from './redis_delay.js'
+import redis_abort from './redis_abort.js'
 
-export const builtins: readonly Behavior[] = [latency, noop, bandwidth, limit_data, reset_peer, slicer, slow_close, timeout, blackhole, corrupt, hang_connect, idle_reset, limit_time, packet_loss, refuse, slow_open, http_status, http_throttle, http_delay, http_abort, http_close, http_header]
+export const builtins: readonly Behavior[] = [latency, noop, bandwidth, limit_data, reset_peer, slicer, slow_close, timeout, blackhole, corrupt, hang_connect, idle_reset, limit_time, packet_loss, refuse, slow_open, http_status, http_throttle, http_delay, http_abort, http_close, http_header, redis_error, redis_delay, redis_abort]

@@ -49,6 +49,12 @@ export function formatEvent(e: JournalEvent): string {
     case 'http_request':
       return `${head} ${e.method} ${e.path} ${e.status} source=${e.source} ms=${e.latency_ms} request=${e.request}` +
         (e.faults?.length ? ` faults=${e.faults.join(',')}` : '')
+    case 'redis_command':
+      return `${head} ${e.command}${e.key !== undefined ? ` ${e.key}` : ''} db=${e.db} ${e.outcome} source=${e.source} ms=${e.latency_ms} request=${e.request}` +
+        (e.faults?.length ? ` faults=${e.faults.join(',')}` : '')
+    case 'pg_query':
+      return `${head} ${e.statement || '-'} ${e.outcome} source=${e.source} ms=${e.latency_ms} request=${e.request} db=${e.database} user=${e.user}` +
+        (e.faults?.length ? ` faults=${e.faults.join(',')}` : '') + ` ${JSON.stringify(e.query)}`
     default: return `${head} ${JSON.stringify(e)}`
   }
 }

@@ -3,7 +3,8 @@
 // connections, after what backoff?"). No server code is imported: the client runs anywhere.
 // (Re-exported by client.ts; the server's side is src/observe/journal.ts, whose wire shapes these mirror.)
 
-export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'fault_acted' | 'http_request' | 'http_fallback'
+export type JournalEventType = 'link_open' | 'link_close' | 'fault' | 'fault_acted' | 'http_request' | 'http_fallback' |
+  'redis_command' | 'pg_query' | 'protocol_fallback'
 
 interface EventBase {
   /** Monotonic from 1: `since: id` resumes after it. */
@@ -87,7 +88,55 @@ export interface HttpFallbackEvent extends EventBase {
   action: 'pass' | 'close'
 }
 
-export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | FaultActedEvent | HttpRequestEvent | HttpFallbackEvent
+/** Redis mode: one command and its reply (or coquin's answer). */
+export interface RedisCommandEvent extends EventBase {
+  type: 'redis_command'
+  /** Upper-cased: `GET`, `SET`. */
+  command: string
+  /** Its first key, if it has one (at most 1 KiB of it). */
+  key?: string
+  /** The database the link had SELECTed. */
+  db: number
+  /** `ok`, an error reply's first word (`READONLY`, `LOADING`), or `aborted` (redis_abort). */
+  outcome: string
+  source: 'upstream' | 'coquin'
+  /** Command decided → reply handed on, ms. */
+  latency_ms: number
+  /** The command's place on its link (1 = the first). */
+  request: number
+  faults?: string[]
+}
+
+/** PostgreSQL mode: one query and its outcome. */
+export interface PgQueryEvent extends EventBase {
+  type: 'pg_query'
+  /** The first keyword: `SELECT`, `UPDATE`, `BEGIN` ('' if none). */
+  statement: string
+  /** The SQL text, at most 200 characters. */
+  query: string
+  database: string
+  user: string
+  /** `ok`, the SQLSTATE of its ErrorResponse (`40001`), or `aborted` (pg_abort). */
+  outcome: string
+  source: 'upstream' | 'coquin'
+  /** Query decided → its result's end, ms. */
+  latency_ms: number
+  /** The query's place on its link (1 = the first). */
+  request: number
+  faults?: string[]
+}
+
+/** Redis and PostgreSQL modes: a stream could not be framed, and the link goes on as TCP (its protocol faults no longer see it). */
+export interface ProtocolFallbackEvent extends EventBase {
+  type: 'protocol_fallback'
+  protocol: string
+  stream: 'upstream' | 'downstream'
+  /** The framer's words, e.g. `an unknown type byte 0x00`. */
+  detail: string
+}
+
+export type JournalEvent = LinkOpenEvent | LinkCloseEvent | FaultEvent | FaultActedEvent | HttpRequestEvent | HttpFallbackEvent |
+  RedisCommandEvent | PgQueryEvent | ProtocolFallbackEvent
 
 /** In a follow stream: events the reader was too slow for were dropped. */
 export interface DroppedNotice {

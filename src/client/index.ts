@@ -11,6 +11,8 @@ import { eventsQuery, ndjson, type DroppedNotice, type EventFilter, type Journal
 export * from './events.js'
 
 export type FaultStream = 'upstream' | 'downstream' | 'both'
+/** A proxy's protocol: `tcp`, or a protocol whose faults act per message (as src/protocols/index.ts lists them). */
+export type Protocol = 'tcp' | 'http' | 'redis' | 'postgres'
 
 /** Attributes the core adds to every fault type. */
 export interface CommonAttributes {
@@ -201,7 +203,7 @@ export interface ProxySpec {
   upstream: string
   enabled?: boolean
   /** coquin's own: `http` adds HTTP framing, for HTTP faults. */
-  protocol?: 'tcp' | 'http'
+  protocol?: Protocol
   /** coquin's own, HTTP mode: honour `x-coquin-fault-*` request headers. */
   header_faults?: boolean
   /** coquin's own, HTTP mode: a link that cannot be framed as HTTP passes through unmatched (`pass`, default) or is closed. */
@@ -226,7 +228,7 @@ export interface ProxyInfo {
   listen: string
   upstream: string
   enabled: boolean
-  protocol?: 'tcp' | 'http'
+  protocol?: Protocol
   header_faults?: boolean
   http_fallback?: 'pass' | 'close'
   /** As given (an inline key shows as `(inline)`). */
@@ -543,7 +545,7 @@ export class ProxyHandle {
   listen!: string
   upstream!: string
   enabled!: boolean
-  protocol: 'tcp' | 'http' | undefined
+  protocol: Protocol | undefined
   tls: TlsOptions | undefined
   /** Faults as of the last answer from the server; faults() asks again. */
   toxics!: Fault[]

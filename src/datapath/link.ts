@@ -279,6 +279,7 @@ export class Link {
     const observer = owner.observer
     const socket = this.client
     let client: { address: string; port: number } | undefined
+    let fellBack = false
     return {
       id: this.id,
       link: this,
@@ -294,6 +295,13 @@ export class Link {
       // after a response: what the faults' stages hold of it goes out first
       reset: reason => { this.#flushStages(); this.reset(reason) },
       close: reason => { this.#flushStages(); this.close(reason) },
+      silence: reason => this.silence(reason),
+      fallback: (stream, detail) => {
+        if (fellBack) return
+        fellBack = true
+        this.log.debug({ link: this.id, stream, reason: detail }, `${owner.protocol} link fell back to tcp`)
+        observer.protocolFallback?.(owner.name, this, { protocol: owner.protocol ?? 'tcp', stream, detail })
+      },
       applied: (fault, index, action) => {
         observer.faultApplied(owner.name, fault, this, index)
         observer.faultActed?.(owner.name, fault, this, action, index)

@@ -107,6 +107,10 @@ export interface Behavior<S extends TObject = TObject> {
   connect?(attributes: Readonly<Static<S>>, random: Random): ConnectAction
   /** HTTP mode: what to do with one matching request (null: nothing). The core matches and draws toxicity. */
   request?(attributes: Readonly<Static<S>>, req: HttpRequest, fault: HttpFault, ctx: HttpContext): HttpAction | null
+  /** Redis mode: what to do with one matching command (null: nothing). The core matches and draws toxicity. */
+  command?(attributes: Readonly<Static<S>>, cmd: RedisCommand, ctx: HttpContext): RedisAction | null
+  /** PostgreSQL mode: what to do with one matching query (null: nothing). The core matches and draws toxicity. */
+  query?(attributes: Readonly<Static<S>>, q: PgQuery, ctx: HttpContext): PgAction | null
   /** Per-fault state (token buckets…), made once when the fault is created: `fault.state`. */
   init?(attributes: Readonly<Static<S>>): unknown
   /** Checks beyond the schema (regexes, CIDRs): a message for InvalidAttributesError, or undefined. */
@@ -126,6 +130,15 @@ export const ms = (description: string, dflt = 0) =>
  * integer (2^53 + 1 arrives as 2^53), and nothing coquin counts gets near it.
  */
 export const MAX_COUNT = Number.MAX_SAFE_INTEGER
+
+/** `delay` ± `jitter` ms, rounded, never below 0 nor above the longest timer: uniform (half-width) or normal (sd). */
+export function jittered(delay: number, jitter: number, distribution: 'uniform' | 'normal', random: Random): number {
+  if (jitter <= 0) return delay
+  const spread = distribution === 'normal'
+    ? Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+    : random() * 2 - 1
+  return Math.min(MAX_TIMER_MS, Math.max(0, Math.round(delay + spread * jitter)))
+}
 
 /** A stage that forwards everything untouched: for faults whose effect is elsewhere. */
 export function passStage(next: Sink): Stage {
@@ -209,6 +222,81 @@ export const httpMatch = Type.Object({
 export type HttpMatch = Static<typeof httpMatch>
 
 export { checkMatch } from '../protocols/http/match.js'
+
+// Redis and PostgreSQL modes ----------------------------------------------------------------------
+
+/** One Redis command as the Redis behaviors see it (its name and first arguments; values are never buffered). */
+export interface RedisCommand {
+  /** Upper-cased: `GET`, `SET`, `BLPOP`. */
+  readonly name: string
+  /** The arguments read before deciding, the name first (at most the first key's; each capped at 1 KiB). */
+  readonly args: readonly string[]
+  /** The command's first key, if it has one. */
+  readonly key?: string
+  /** The database the link has SELECTed (0 at first). */
+  readonly db: number
+  readonly client: { readonly address: string; readonly port: number }
+  readonly link: number
+  /** 0-based index of this command on its link. */
+  readonly index: number
+}
+
+/** What a Redis behavior does to one command. */
+export type RedisAction =
+  /** Answer with this error reply (`-<message>`) without forwarding the command; later replies stay paired. */
+  | { readonly action: 'error'; readonly message: string }
+  /** Hold the command before forwarding it, or its reply before handing it to the client. */
+  | { readonly action: 'delay'; readonly phase: 'command' | 'reply'; readonly ms: number }
+  /** Before forwarding the command: reset or close the link, or forward nothing more and answer nothing. */
+  | { readonly action: 'abort'; readonly mode: 'rst' | 'fin' | 'hang' }
+
+/** `attributes.match` of every Redis fault: all the conditions given must hold. */
+export const redisMatch = Type.Object({
+  command: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }))],
+    { description: 'a command name or a list of names (case-insensitive)' })),
+  key: Type.Optional(Type.String({ description: 'a Redis-style glob on the command\'s first key (`*`, `?`, `[abc]`); a command without a key never matches' })),
+  db: Type.Optional(Type.Integer({ minimum: 0, description: 'the database the link has SELECTed' })),
+  client: Type.Optional(Type.Array(Type.String(), { description: 'client addresses or CIDRs, IPv4 or IPv6' })),
+}, { additionalProperties: false, default: {}, description: 'which commands the fault applies to (all given conditions must hold)' })
+
+export type RedisMatch = Static<typeof redisMatch>
+
+/** One PostgreSQL query as the PostgreSQL behaviors see it. */
+export interface PgQuery {
+  /** The SQL text: a simple query's, or for the extended protocol the prepared statement's being executed. */
+  readonly sql: string
+  /** Its first keyword, upper-cased: `SELECT`, `UPDATE`, `BEGIN`… (`''` if none). */
+  readonly statement: string
+  /** From the startup message. */
+  readonly database: string
+  readonly user: string
+  readonly client: { readonly address: string; readonly port: number }
+  readonly link: number
+  /** 0-based index of this query on its link. */
+  readonly index: number
+}
+
+/** What a PostgreSQL behavior does to one query. */
+export type PgAction =
+  /** Answer with an ErrorResponse (then ReadyForQuery; FATAL: then close) without forwarding the query. */
+  | { readonly action: 'error'; readonly code: string; readonly message: string; readonly severity: 'ERROR' | 'FATAL' }
+  | { readonly action: 'delay'; readonly ms: number }
+  | { readonly action: 'abort'; readonly mode: 'rst' | 'fin' | 'hang' }
+
+/** `attributes.match` of every PostgreSQL fault: all the conditions given must hold. */
+export const pgMatch = Type.Object({
+  query: Type.Optional(Type.String({ description: 'a JavaScript regular expression searched in the SQL text; `/…/i` ignores case' })),
+  statement: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }))],
+    { description: 'the first keyword, or a list (case-insensitive): SELECT, INSERT, UPDATE, DELETE, BEGIN, COMMIT…' })),
+  database: Type.Optional(Type.String({ description: 'the database named at startup' })),
+  user: Type.Optional(Type.String({ description: 'the user named at startup' })),
+  client: Type.Optional(Type.Array(Type.String(), { description: 'client addresses or CIDRs, IPv4 or IPv6' })),
+}, { additionalProperties: false, default: {}, description: 'which queries the fault applies to (all given conditions must hold)' })
+
+export type PgMatch = Static<typeof pgMatch>
+
+export { checkRedisMatch } from '../protocols/redis/match.js'
+export { checkPgMatch } from '../protocols/postgres/match.js'
 
 export interface Pace {
   /** Bytes in the next piece (≥ 1). */

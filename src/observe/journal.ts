@@ -12,14 +12,14 @@
 // ring (no per-follower copy): it may lag at most its backlog bound, then its oldest waiting events
 // are dropped and a `dropped` notice says how many.
 import type { Fault } from '../faults/fault.js'
-import type { FaultAction, HttpFallbackInfo, HttpRequestInfo, Observer } from './observer.js'
+import type { FaultAction, HttpFallbackInfo, HttpRequestInfo, Observer, PgQueryInfo, ProtocolFallbackInfo, RedisCommandInfo } from './observer.js'
 import type { Link } from '../datapath/link.js'   // openLinks (the API's listing) reads a link's clock and state
 import { formatAddress } from '../datapath/proxy.js'
 // The wire shapes are the client's (src/client/events.ts, free of server code): one definition for both sides.
-import type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent } from '../client/events.js'
-export type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent }
+import type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent, PgQueryEvent, ProtocolFallbackEvent, RedisCommandEvent } from '../client/events.js'
+export type { DroppedNotice, FaultActedEvent, FaultEvent, HttpFallbackEvent, HttpRequestEvent, JournalEvent, LinkCloseEvent, LinkInfo, LinkOpenEvent, PgQueryEvent, ProtocolFallbackEvent, RedisCommandEvent }
 
-export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'fault_acted', 'http_request', 'http_fallback'] as const
+export const EVENT_TYPES = ['link_open', 'link_close', 'fault', 'fault_acted', 'http_request', 'http_fallback', 'redis_command', 'pg_query', 'protocol_fallback'] as const
 export type JournalEventType = (typeof EVENT_TYPES)[number]
 
 /** Distinct paths and hosts the journal shares between its events before it starts over. */
@@ -356,6 +356,29 @@ export class Journal implements Observer {
 
   httpFallback(proxy: string, link: Pick<JournalLink, 'id'>, f: HttpFallbackInfo): void {
     this.record<HttpFallbackEvent>({ type: 'http_fallback', proxy, link: link.id, stream: f.stream, reason: f.reason, detail: f.detail, action: f.action })
+  }
+
+  redisCommand(proxy: string, link: Pick<JournalLink, 'id'>, c: RedisCommandInfo): void {
+    const e: RedisCommandEvent = {
+      id: 0, time: 0, type: 'redis_command', proxy, link: link.id, command: this.#intern(c.command), db: c.db,
+      outcome: this.#intern(c.outcome), source: c.source, latency_ms: round3(c.latencyMs), request: c.index + 1,
+    }
+    if (c.key !== undefined) e.key = this.#intern(c.key)
+    if (c.faults && c.faults.length > 0) e.faults = [...c.faults]
+    this.#store(e)
+  }
+
+  pgQuery(proxy: string, link: Pick<JournalLink, 'id'>, q: PgQueryInfo): void {
+    const e: PgQueryEvent = {
+      id: 0, time: 0, type: 'pg_query', proxy, link: link.id, statement: q.statement, query: this.#intern(q.query),
+      database: q.database, user: q.user, outcome: q.outcome, source: q.source, latency_ms: round3(q.latencyMs), request: q.index + 1,
+    }
+    if (q.faults && q.faults.length > 0) e.faults = [...q.faults]
+    this.#store(e)
+  }
+
+  protocolFallback(proxy: string, link: Pick<JournalLink, 'id'>, f: ProtocolFallbackInfo): void {
+    this.record<ProtocolFallbackEvent>({ type: 'protocol_fallback', proxy, link: link.id, protocol: f.protocol, stream: f.stream, detail: f.detail })
   }
 
   upstreamConnected(): void {}

@@ -35,6 +35,10 @@ export function loggingObserver(log: Logger, warn: ThrottledLog): Observer {
     },
     bytesDropped() {},
     bytesCorrupted() {},
+    protocolFallback(proxy, link, f) {
+      warn('warn', `${proxy}:protocol_fallback:${f.stream}`, { proxy, link: link.id, protocol: f.protocol, stream: f.stream, reason: f.detail },
+        `${f.protocol} link passes through as tcp: it cannot be framed`)
+    },
     httpFallback(proxy, link, f) {
       warn('warn', `${proxy}:http_fallback:${f.stream}:${f.reason}`, { proxy, link: link.id, stream: f.stream, reason: f.detail, action: f.action },
         f.action === 'close' ? 'http link closed: it cannot be framed' : 'http link passes through unmatched: it cannot be framed')

@@ -65,6 +65,10 @@ class ProxyStats {
   readonly fallbacks = new Map<string, number>()
   /** What faults did, by `type:action` (types come from the catalog, actions from FAULT_ACTIONS: both bounded). */
   readonly actions = new Map<string, number>()
+  /** Redis commands and PostgreSQL queries by `outcome:source` (outcomes bounded); fallbacks by `protocol:stream`. */
+  readonly redis = new Map<string, number>()
+  readonly pg = new Map<string, number>()
+  readonly protocolFallbacks = new Map<string, number>()
   /** HTTP responses: [class 1xx..5xx][source upstream, coquin], flattened. */
   readonly responses: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
   readonly dropped: [number, number, number] = [0, 0, 0]
@@ -93,6 +97,13 @@ const bump = (m: Map<string, number>, key: string, by = 1): void => { m.set(key,
 function bounded(m: Map<string, number>, value: string, ok: boolean): string {
   if (!ok) return 'other'
   return m.has(value) || m.size < MAX_LABEL_VALUES ? value : 'other'
+}
+
+/** `outcome:source`, the outcome bounded as bounded() does (the map holds both sources of each outcome). */
+function outcomeKey(m: Map<string, number>, outcome: string, source: string, shape: RegExp): string {
+  const key = `${outcome}:${source}`
+  if (!shape.test(outcome)) return `other:${source}`
+  return m.has(key) || m.size < MAX_LABEL_VALUES * 2 ? key : `other:${source}`
 }
 
 export function createMetrics(opts: MetricsOptions): Metrics {
@@ -293,6 +304,22 @@ function defineFaultMetrics(state: MetricsState): void {
   state.perProxy('coquin_http_fallbacks_total', 'HTTP links whose requests or responses could not be framed, by reason', ['reason'], (st, add) => {
     for (const [reason, n] of st.fallbacks) add({ reason }, n)
   })
+  const split2 = (key: string): [string, string] => {
+    const i = key.lastIndexOf(':')
+    return [key.slice(0, i), key.slice(i + 1)]
+  }
+  state.perProxy('coquin_redis_commands_total', 'Redis commands, by outcome (ok, the error code, aborted) and by who answered (upstream, coquin)',
+    ['outcome', 'source'], (st, add) => {
+      for (const [key, n] of st.redis) { const [outcome, source] = split2(key); add({ outcome, source }, n) }
+    })
+  state.perProxy('coquin_pg_queries_total', 'PostgreSQL queries, by outcome (ok, the SQLSTATE, aborted) and by who answered (upstream, coquin)',
+    ['outcome', 'source'], (st, add) => {
+      for (const [key, n] of st.pg) { const [outcome, source] = split2(key); add({ outcome, source }, n) }
+    })
+  state.perProxy('coquin_protocol_fallbacks_total', 'Redis and PostgreSQL links that could not be framed and went on as TCP, by protocol and stream',
+    ['protocol', 'stream'], (st, add) => {
+      for (const [key, n] of st.protocolFallbacks) { const [protocol, stream] = split2(key); add({ protocol, stream }, n) }
+    })
   state.perProxy('coquin_http_responses_total', 'HTTP responses sent to clients, by status class and by who answered (upstream, coquin)',
     ['class', 'source'], (st, add) => {
       for (let i = 0; i < 10; i++) {
@@ -355,6 +382,17 @@ function metricsObserver(state: MetricsState): Observer {
     httpFallback(proxy, _link, f) {
       const st = state.statsOf(proxy)
       bump(st.fallbacks, bounded(st.fallbacks, f.reason, REASON.test(f.reason)))
+    },
+    redisCommand(proxy, _link, c) {
+      const st = state.statsOf(proxy)
+      bump(st.redis, outcomeKey(st.redis, c.outcome, c.source, /^[A-Za-z_]{1,24}$/))
+    },
+    pgQuery(proxy, _link, q) {
+      const st = state.statsOf(proxy)
+      bump(st.pg, outcomeKey(st.pg, q.outcome, q.source, /^(ok|aborted|[0-9A-Z]{5})$/))
+    },
+    protocolFallback(proxy, _link, f) {
+      bump(state.statsOf(proxy).protocolFallbacks, `${f.protocol}:${f.stream}`)
     },
     httpRequest(proxy, _link, r) {
       const c = Math.floor(r.status / 100)

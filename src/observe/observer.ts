@@ -44,6 +44,12 @@ export interface Observer {
   httpRequest?(proxy: string, link: ObservedLink, request: HttpRequestInfo): void
   /** HTTP mode: a stream of a link could not be framed; at most once per link. Optional. */
   httpFallback?(proxy: string, link: ObservedLink, fallback: HttpFallbackInfo): void
+  /** Redis mode: one call per command, once its reply (or coquin's answer) was handed on. Optional. */
+  redisCommand?(proxy: string, link: ObservedLink, command: RedisCommandInfo): void
+  /** PostgreSQL mode: one call per query, once its ReadyForQuery (or coquin's answer) was handed on. Optional. */
+  pgQuery?(proxy: string, link: ObservedLink, query: PgQueryInfo): void
+  /** Redis and PostgreSQL modes: a stream of a link could not be framed and the link goes on as TCP; once per link. Optional. */
+  protocolFallback?(proxy: string, link: ObservedLink, fallback: ProtocolFallbackInfo): void
   /**
    * A fault did something to a link or request, now (`faultApplied` says only that it applies): at most once per
    * link, fault, stream and action. `request`: HTTP, the request's index on the link; `stream`: the direction of the
@@ -52,6 +58,49 @@ export interface Observer {
   faultActed?(proxy: string, fault: Fault, link: ObservedLink, action: FaultAction, request?: number, stream?: 'upstream' | 'downstream'): void
 }
 
+
+/** One Redis command and its reply, as the journal records it (`redis_command`). */
+export interface RedisCommandInfo {
+  /** The command's place on its link: 0 for the first. */
+  readonly index: number
+  /** Upper-cased name. */
+  readonly command: string
+  readonly key?: string
+  readonly db: number
+  /** `ok`, an error reply's first word (`READONLY`, `LOADING`), or `aborted` (redis_abort). */
+  readonly outcome: string
+  /** `coquin`: answered (or aborted) by a fault without reaching the upstream. */
+  readonly source: 'upstream' | 'coquin'
+  /** From the command's decision to its reply handed on, in ms. */
+  readonly latencyMs: number
+  readonly faults?: readonly string[]
+}
+
+/** One PostgreSQL query and its outcome, as the journal records it (`pg_query`). */
+export interface PgQueryInfo {
+  readonly index: number
+  /** The first keyword, upper-cased (`SELECT`, `UPDATE`); '' if none. */
+  readonly statement: string
+  /** The SQL text, at most 200 characters. */
+  readonly query: string
+  readonly database: string
+  readonly user: string
+  /** `ok`, the SQLSTATE of its ErrorResponse (`40001`), or `aborted` (pg_abort). */
+  readonly outcome: string
+  readonly source: 'upstream' | 'coquin'
+  /** From the query's decision to its result's end (CommandComplete, ErrorResponse…), in ms. */
+  readonly latencyMs: number
+  readonly faults?: readonly string[]
+}
+
+/** A Redis or PostgreSQL link that framing gave up on (`protocol_fallback` in the journal): it goes on as TCP. */
+export interface ProtocolFallbackInfo {
+  readonly protocol: string
+  /** `upstream`: the client's bytes could not be framed; `downstream`: the server's. */
+  readonly stream: 'upstream' | 'downstream'
+  /** What the framer said, e.g. `an unknown type byte 0x00`. */
+  readonly detail: string
+}
 
 /** A link that HTTP framing gave up on (`http_fallback` in the journal). */
 export interface HttpFallbackInfo {
@@ -97,6 +146,7 @@ const OBSERVER_METHODS = {
   linkOpened: 'required', linkClosed: 'required', upstreamConnected: 'required', upstreamConnectError: 'required',
   faultApplied: 'required', bytesDropped: 'required', bytesCorrupted: 'required',
   tlsHandshakeFailed: 'optional', connectionShed: 'optional', httpRequest: 'optional', httpFallback: 'optional', faultActed: 'optional',
+  redisCommand: 'optional', pgQuery: 'optional', protocolFallback: 'optional',
 } as const satisfies { [K in keyof Observer]-?: undefined extends Observer[K] ? 'optional' : 'required' }
 
 /**

@@ -32,6 +32,13 @@ export interface ProtocolHost {
   reset(reason: string): void
   /** FIN both sides once what was written is flushed (the faults' stages hand on what they hold first). */
   close(reason: string): void
+  /** Forward nothing more either way and tell neither side, now (a stuck server: `mode: hang`). */
+  silence(reason: string): void
+  /**
+   * A stream cannot be framed (`detail`: the framer's words): counted and recorded once per link. The layer
+   * hands the rest of the link on raw.
+   */
+  fallback(stream: 'upstream' | 'downstream', detail: string): void
   /** A fault hit message `index` of the link and will act on it as `action` says: counted and recorded. */
   applied(fault: Fault, index: number, action: FaultAction): void
   /** A fault that hit earlier acted again, on message `index` (a forgotten link reset on reuse): recorded only. */

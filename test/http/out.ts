@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Out } from '../../src/protocols/http/out.js'
+import { Out } from '../../src/protocols/out.js'
 import { ManualClock } from '../../src/core/clock.js'
 
 const b = (s: string) => Buffer.from(s, 'latin1')

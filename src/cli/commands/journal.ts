@@ -13,7 +13,7 @@ export function registerJournalCommands(program: Command, ctx: CliContext): void
     .description('show the journal: links opened and closed, faults applied, HTTP requests (coquin only)')
     .option('-f, --follow', 'keep printing events as they happen, until Ctrl-C')
     .option('--proxy <name>', 'only this proxy\'s events (repeatable, or comma-separated)', list)
-    .option('--type <type>', 'only events of this type: link_open, link_close, fault, fault_acted, http_request, http_fallback (repeatable, or comma-separated)', list)
+    .option('--type <type>', 'only events of this type: link_open, link_close, fault, fault_acted, http_request, http_fallback, redis_command, pg_query, protocol_fallback (repeatable, or comma-separated)', list)
     .option('--since <id>', 'only events after this id', count('--since'))
     .option('--limit <n>', 'at most n events (the most recent, or the first after --since; with -f, stop after n)', count('--limit')))
     .action(action(async cmd => {

@@ -4,6 +4,7 @@ import type { ProxyInfo } from '../../client/index.js'
 import { formatPairs, formatTable } from '../table.js'
 import { list, toxicsTable } from '../format.js'
 import { withConn, type CliContext } from '../context.js'
+import { PROTOCOLS } from '../../protocols/index.js'
 
 export function registerProxyCommands(program: Command, ctx: CliContext): void {
   const { out, printJSON, clientFor, action } = ctx
@@ -42,7 +43,7 @@ export function registerProxyCommands(program: Command, ctx: CliContext): void {
     .argument('<proxy>', 'proxy name')
     .option('-l, --listen <addr>', 'address to listen on, host:port (default: the server picks, 127.0.0.1:0 on coquin)')
     .requiredOption('-u, --upstream <addr>', 'address to forward to, host:port')
-    .addOption(new Option('--protocol <protocol>', 'tcp, or http for HTTP faults (coquin only)').choices(['tcp', 'http']))
+    .addOption(new Option('--protocol <protocol>', 'tcp; http, redis or postgres for their faults (coquin only)').choices([...PROTOCOLS]))
     .option('--disabled', 'create it disabled'))
     .action(action(async (cmd, name: string) => {
       const o = cmd.opts<{ listen?: string; upstream: string; protocol?: string; disabled?: boolean }>()

@@ -1,5 +1,6 @@
 // Request matching for HTTP faults: `attributes.match` compiled once per attributes object.
 import net from 'node:net'
+import { cidrList } from '../cidr.js'
 import type { HttpRequest } from '../../faults/behavior.js'
 
 export interface MatchSpec {
@@ -48,21 +49,6 @@ export function valueMatcher(v: string): (s: string) => boolean {
     return s => re.test(s)
   }
   return s => s === v
-}
-
-function cidrList(list: readonly string[]): net.BlockList {
-  const bl = new net.BlockList()
-  for (const entry of list) {
-    const [addr = '', bits, extra] = entry.trim().split('/')
-    const family = net.isIP(addr)
-    if (family === 0 || extra !== undefined) throw new TypeError(`match.client: ${entry} is not an address or CIDR`)
-    const type = family === 4 ? 'ipv4' : 'ipv6'
-    if (bits === undefined) { bl.addAddress(addr, type); continue }
-    const prefix = Number(bits)
-    if (!/^\d{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128)) throw new TypeError(`match.client: ${entry} has a bad prefix length`)
-    bl.addSubnet(addr, prefix, type)
-  }
-  return bl
 }
 
 /** Compiles a match spec; throws TypeError (with a message naming the field) on a bad regex or CIDR. */

@@ -9,7 +9,7 @@ import type { ProtocolHost } from '../layer.js'
 import { Framer, type FrameHandler, type Head, type RequestHead, type ResponseHead } from './framer.js'
 import { matcherOf } from './match.js'
 import { buildResponse, mergeEdits, rewriteHead, type SyntheticResponse } from './message.js'
-import { Out, type Emit, type Gate } from './out.js'
+import { Out, type Emit, type Gate } from '../out.js'
 
 /**
  * What the HTTP stages may see and do of their link: the protocol host's view (src/protocols/layer.ts: id,

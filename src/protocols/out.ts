@@ -1,10 +1,11 @@
-// The output side of an HTTP stage: bytes in order, with gates (a delay, a response whose turn has come
-// but whose bytes are not ready) and actions (close or reset the link at an exact point of the stream).
+// The output side of a protocol stage (HTTP, Redis, PostgreSQL): bytes in order, with gates (a delay, an
+// answer whose turn has come but whose bytes are not ready) and actions (close or reset the link at an exact
+// point of the stream).
 // With nothing queued, writes go straight through; adjacent ranges of one chunk are merged (no slice is
 // made until they are handed on), so a chunk that passes untouched is written once, itself, as on the
 // TCP fast path.
-import type { Sink } from '../../faults/behavior.js'
-import type { Clock, Timer } from '../../core/clock.js'
+import type { Sink } from '../faults/behavior.js'
+import type { Clock, Timer } from '../core/clock.js'
 
 /** Where output goes: the stage's queue, or the place of a gate being filled. */
 export interface Emit {

@@ -1,0 +1,329 @@
+// Redis as a protocol layer: two stages at the head of a link's chains sharing one state. The upstream
+// stage frames commands (RESP arrays or inline) and decides the Redis faults for each as soon as its name
+// and first key are read; the downstream stage frames replies, pairs them in order with the commands, and
+// sends coquin's own answers (redis_error) in their turn, so that later pipelined replies stay paired.
+// With no fault firing, every byte passes untouched, in ranges of the chunks that came in.
+//
+// Replies stop being paired (faults that answer or delay replies no longer apply; commands are no longer
+// journaled) once a SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR or CLIENT REPLY OFF|SKIP is answered: from
+// then on one command may get many replies, or none. RESP3 pushes (`>`) are never paired.
+import type { FaultAction, RedisAction, RedisCommand, Sink, Stage } from '../../faults/behavior.js'
+import type { Fault } from '../../faults/fault.js'
+import type { ProtocolHost, ProtocolLayer } from '../layer.js'
+import type { RedisCommandInfo } from '../../observe/observer.js'
+import { Out } from '../out.js'
+import { firstKey, RespScanner, type RespValue } from './resp.js'
+import { redisMatcherOf } from './match.js'
+
+/** One command, from its decision until its reply (or coquin's answer) was handed on. */
+interface Pending {
+  readonly index: number
+  readonly name: string
+  readonly key: string | undefined
+  readonly db: number
+  /** Clock time of the decision; 0 when no one listens. */
+  readonly at: number
+  /** coquin's answer, sent in this command's turn; null: the upstream answers. */
+  readonly answer: Buffer | null
+  readonly delayReply: number
+  readonly faults: readonly string[]
+  /** SELECT's database, taken once its reply is not an error. */
+  readonly select: number | undefined
+  /** SUBSCRIBE, MONITOR, CLIENT REPLY OFF|SKIP: replies stop being paired once this one's turn comes. */
+  readonly unpairs: boolean
+}
+
+interface Plan {
+  answer: string | null
+  delayCommand: number
+  delayReply: number
+  abort: 'rst' | 'fin' | 'hang' | null
+  faults: string[]
+}
+
+const ACTED: Record<RedisAction['action'], FaultAction> = { error: 'answered', delay: 'delayed', abort: 'aborted' }
+const PUSH = 0x3e
+/** Commands after which one command may get many replies or none. */
+const UNPAIRING = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR'])
+
+class RedisLink {
+  readonly up: Out
+  readonly down: Out
+  readonly #ctx
+  readonly #commands: RespScanner
+  readonly #replies: RespScanner
+  /** Commands waiting for their reply, oldest first (a queue: `#head` is the first live entry). */
+  #pending: Pending[] = []
+  #head = 0
+  #count = 0
+  #db = 0
+  /** New commands may be answered by coquin / replies are paired with commands. */
+  #answerable = true
+  #paired = true
+  #raw = false
+  // the upstream stage: the chunk being scanned, where its unhandled bytes start, what the current command's are
+  #chunk: Buffer = Buffer.alloc(0)
+  #pos = 0
+  #mode: 'undecided' | 'forward' | 'drop' | 'dead' = 'undecided'
+  #hold: Buffer[] = []
+  #holdBytes = 0
+  // the downstream stage
+  #dChunk: Buffer = Buffer.alloc(0)
+  #dPos = 0
+
+  constructor(readonly host: ProtocolHost, next: { upstream: Sink; downstream: Sink }) {
+    this.up = new Out(next.upstream, host.clock)
+    this.down = new Out(next.downstream, host.clock)
+    this.#ctx = { clock: host.clock, random: host.random }
+    this.#commands = new RespScanner(true, {
+      head: (args, at) => this.#onHead(args, at),
+      value: end => this.#onCommandEnd(end),
+    })
+    this.#replies = new RespScanner(false, {
+      head: () => {},
+      value: (end, v) => this.#onReply(end, v),
+    })
+  }
+
+  get upHeld(): number { return this.#holdBytes + this.up.held }
+
+  // upstream ---------------------------------------------------------------------------------------
+
+  writeUp(chunk: Buffer): void {
+    if (this.#raw) { this.up.write(chunk); this.up.flush(); return }
+    this.#chunk = chunk
+    this.#pos = 0
+    const err = this.#commands.push(chunk)
+    if (err !== undefined) { this.#fallback('upstream', err); return }
+    const n = chunk.length
+    if (this.#pos < n) {
+      if (this.#mode === 'forward') this.up.writeAt(chunk, this.#pos, n)
+      else if (this.#mode === 'undecided') { this.#hold.push(chunk.subarray(this.#pos)); this.#holdBytes += n - this.#pos }
+    }
+    this.up.flush()
+  }
+
+  endUp(): void {
+    this.#release()
+    this.up.end()
+  }
+
+  /** The command's name and first key are known, at offset `at`: decide, then forward, hold back or drop it. */
+  #onHead(args: readonly string[], at: number): void {
+    if (this.#mode === 'dead') return
+    if (args.length === 0) { this.#release(); this.up.writeAt(this.#chunk, this.#pos, at); this.#pos = at; this.#mode = 'forward'; return }
+    const index = this.#count++
+    const name = args[0]!
+    const key = firstKey(name, args)
+    const cmd: RedisCommand = { name, args, key, db: this.#db, client: this.host.client, link: this.host.id, index }
+    const plan = this.#decide(cmd)
+    const at0 = this.host.observer.redisCommand ? this.host.clock.now() : 0
+    if (plan?.abort) {
+      this.#discard()
+      this.#mode = 'dead'
+      this.#event({ index, name, key, db: this.#db, at: at0, faults: plan.faults }, 'aborted', 'coquin')
+      const mode = plan.abort
+      const reason = `redis_abort: ${mode}`
+      this.up.act(() => mode === 'rst' ? this.host.reset(reason) : mode === 'fin' ? this.host.close(reason) : this.host.silence(reason))
+      return
+    }
+    const unpairs = UNPAIRING.has(name) || (name === 'CLIENT' && args[1]?.toUpperCase() === 'REPLY' && args[2]?.toUpperCase() !== 'ON')
+    if (this.#answerable) {
+      const select = name === 'SELECT' && /^\d{1,5}$/.test(args[1] ?? '') ? Number(args[1]) : undefined
+      this.#pending.push({
+        index, name, key, db: this.#db, at: at0, answer: plan?.answer != null ? Buffer.from(`-${plan.answer}\r\n`, 'latin1') : null,
+        delayReply: plan?.delayReply ?? 0, faults: plan?.faults ?? [], select, unpairs,
+      })
+    }
+    if (unpairs) this.#answerable = false
+    if (plan?.answer != null) {
+      this.#discard()
+      this.#mode = 'drop'
+      this.#deliver()
+      this.down.flush()
+    } else {
+      if (plan && plan.delayCommand > 0) this.up.delay(plan.delayCommand)
+      this.#release()
+      this.up.writeAt(this.#chunk, this.#pos, at)
+      this.#mode = 'forward'
+    }
+    this.#pos = at
+  }
+
+  #onCommandEnd(end: number): void {
+    if (this.#mode === 'forward') this.up.writeAt(this.#chunk, this.#pos, end)
+    this.#pos = end
+    if (this.#mode !== 'dead') this.#mode = 'undecided'
+  }
+
+  /** Match, ask and draw every Redis fault for one command. */
+  #decide(cmd: RedisCommand): Plan | null {
+    let plan: Plan | null = null
+    for (const f of this.host.owner.faults) {
+      const b = f.behavior
+      if (!b.command || (f.only !== undefined && !f.only(this.host.client.address))) continue
+      if (!redisMatcherOf(f.attributes)(cmd)) continue
+      let a: RedisAction | null
+      try {
+        a = b.command(f.attributes as never, cmd, this.#ctx)
+      } catch (err) {
+        this.host.log.warn({ err, toxic: f.name, link: this.host.id }, 'redis behavior failed')
+        continue
+      }
+      if (!a) continue
+      // once replies are no longer paired, nothing can be answered or held in a command's turn
+      if (!this.#answerable && (a.action === 'error' || (a.action === 'delay' && a.phase === 'reply'))) continue
+      if (!f.decide(this.host.random)) continue
+      this.host.applied(f, cmd.index, a.action === 'abort' ? (a.mode === 'rst' ? 'reset' : a.mode === 'fin' ? 'closed' : 'silenced') : ACTED[a.action])
+      plan ??= { answer: null, delayCommand: 0, delayReply: 0, abort: null, faults: [] }
+      addAction(plan, a, f)
+    }
+    return plan
+  }
+
+  /** Hand on what was held of the current command. */
+  #release(): void {
+    for (const b of this.#hold) this.up.write(b)
+    this.#discard()
+  }
+
+  #discard(): void {
+    this.#hold = []
+    this.#holdBytes = 0
+  }
+
+  // downstream -------------------------------------------------------------------------------------
+
+  writeDown(chunk: Buffer): void {
+    if (this.#raw) { this.down.write(chunk); this.down.flush(); return }
+    this.#dChunk = chunk
+    this.#dPos = 0
+    if (this.#replies.atBoundary) this.#replyStarts(chunk[0]!)
+    const err = this.#replies.push(chunk)
+    if (err !== undefined) { this.#fallback('downstream', err); return }
+    if (this.#dPos < chunk.length) this.down.writeAt(chunk, this.#dPos, chunk.length)
+    this.down.flush()
+  }
+
+  endDown(): void {
+    this.down.end()
+  }
+
+  /** A reply begins with this byte: if it is the next command's and that command's reply is delayed, hold it. */
+  #replyStarts(type: number): void {
+    if (type === PUSH || !this.#paired) return
+    const p = this.#pending[this.#head]
+    if (p !== undefined && p.answer === null && p.delayReply > 0) this.down.delay(p.delayReply)
+  }
+
+  #onReply(end: number, v: RespValue): void {
+    this.down.writeAt(this.#dChunk, this.#dPos, end)
+    this.#dPos = end
+    if (v.type !== PUSH && this.#paired) {
+      const p = this.#shift()
+      if (p === undefined) {
+        this.#paired = false
+        this.host.log.debug({ link: this.host.id }, 'redis: a reply with no command; replies are no longer paired')
+      } else {
+        if (p.select !== undefined && v.error === undefined) this.#db = p.select
+        this.#event(p, v.error ?? 'ok', 'upstream')
+        if (p.unpairs) { this.#paired = false; this.#pending = []; this.#head = 0 }
+      }
+    }
+    this.#deliver()
+    if (end < this.#dChunk.length) this.#replyStarts(this.#dChunk[end]!)
+  }
+
+  /** coquin's answers whose turn has come (the replies before them were handed on). */
+  #deliver(): void {
+    if (!this.#replies.atBoundary && !this.#raw) return
+    let p = this.#pending[this.#head]
+    while (p !== undefined && p.answer !== null) {
+      this.#shift()
+      if (p.delayReply > 0) this.down.delay(p.delayReply)
+      this.down.write(p.answer)
+      this.#event(p, firstWord(p.answer), 'coquin')
+      p = this.#pending[this.#head]
+    }
+  }
+
+  #shift(): Pending | undefined {
+    const p = this.#pending[this.#head]
+    if (p === undefined) return undefined
+    this.#head++
+    if (this.#head > 1024 && this.#head * 2 > this.#pending.length) { this.#pending = this.#pending.slice(this.#head); this.#head = 0 }
+    return p
+  }
+
+  #event(p: Pick<Pending, 'index' | 'name' | 'key' | 'db' | 'at' | 'faults'>, outcome: string, source: 'upstream' | 'coquin'): void {
+    const listen = this.host.observer.redisCommand
+    if (!listen) return
+    const info: RedisCommandInfo = {
+      index: p.index, command: p.name, db: p.db, outcome, source, latencyMs: this.host.clock.now() - p.at,
+      ...(p.key !== undefined ? { key: p.key } : {}), ...(p.faults.length > 0 ? { faults: p.faults } : {}),
+    }
+    listen.call(this.host.observer, this.host.owner.name, this.host.link, info)
+  }
+
+  /** A stream is not RESP: from here on both go through raw (answers already due are sent first). */
+  #fallback(stream: 'upstream' | 'downstream', detail: string): void {
+    this.host.fallback(stream, detail)
+    this.#raw = true
+    this.#paired = false
+    for (let p = this.#shift(); p !== undefined; p = this.#shift()) if (p.answer !== null) this.down.write(p.answer)
+    if (this.#mode !== 'dead') {
+      this.#release()
+      if (stream === 'upstream') this.up.writeAt(this.#chunk, this.#pos, this.#chunk.length)
+      this.#mode = 'forward'
+    }
+    if (stream === 'downstream') this.down.writeAt(this.#dChunk, this.#dPos, this.#dChunk.length)
+    this.up.flush()
+    this.down.flush()
+  }
+
+  destroy(): void {
+    this.up.destroy()
+    this.down.destroy()
+    this.#discard()
+    this.#pending = []
+  }
+}
+
+function addAction(plan: Plan, a: RedisAction, f: Fault): void {
+  plan.faults.push(f.name)
+  switch (a.action) {
+    case 'error': plan.answer ??= a.message; break
+    case 'delay':
+      if (a.phase === 'command') plan.delayCommand += a.ms
+      else plan.delayReply += a.ms
+      break
+    case 'abort': plan.abort ??= a.mode; break
+  }
+}
+
+function firstWord(answer: Buffer): string {
+  const s = answer.toString('latin1', 1, Math.min(answer.length - 2, 65))
+  const sp = s.indexOf(' ')
+  return sp < 0 ? s : s.slice(0, sp)
+}
+
+export const redisLayer: ProtocolLayer = {
+  name: 'redis',
+  create(host, next) {
+    const l = new RedisLink(host, next)
+    const destroy = () => l.destroy()                // the link destroys both stages together; twice is harmless
+    const upstream: Stage = {
+      get held() { return l.upHeld },
+      write: c => l.writeUp(c),
+      end: () => l.endUp(),
+      destroy,
+    }
+    const downstream: Stage = {
+      get held() { return l.down.held },
+      write: c => l.writeDown(c),
+      end: () => l.endDown(),
+      destroy,
+    }
+    return { upstream, downstream }
+  },
+}
