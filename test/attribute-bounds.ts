@@ -4,6 +4,7 @@
 // values in range are taken as given. And no accepted value ever asks the clock for a timer longer
 // than Node's setTimeout can hold (2^31 - 1 ms ≈ 24.8 days): Node turns a longer one into 1 ms,
 // and a stage that re-arms its timer then spins.
+import { PROTOCOLS, type Protocol } from '../src/protocols/index.js'
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import net from 'node:net'
@@ -30,9 +31,10 @@ interface NumSchema {
   default?: number
   description?: string
 }
-interface Attr { behavior: Behavior; name: string; s: NumSchema; proxy: 'tcp' | 'http' }
+type Proto = Protocol
+interface Attr { behavior: Behavior; name: string; s: NumSchema; proxy: Proto }
 
-const proxyFor = (b: Behavior): 'tcp' | 'http' => (b.protocols && !b.protocols.includes('tcp') ? 'http' : 'tcp')
+const proxyFor = (b: Behavior): Proto => (b.protocols && !b.protocols.includes('tcp') ? b.protocols[0] as Proto : 'tcp')
 
 /** Every numeric attribute in the catalog, the core's after/count included. */
 const attrs: Attr[] = builtins.flatMap(behavior =>
@@ -128,7 +130,7 @@ t.test('the catalog has numeric attributes to check, each with a finite minimum 
 async function setup(t: Test, clock: Clock = realClock) {
   const echo = await echoServer(t)
   const api = await withApi(t, {}, { clock })
-  for (const protocol of ['tcp', 'http'] as const) {
+  for (const protocol of PROTOCOLS) {
     const r = await api.call('POST', '/proxies', { name: protocol, listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, protocol })
     if (r.status !== 201) throw new Error(`cannot create the ${protocol} proxy: ${r.text}`)
   }

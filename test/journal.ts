@@ -369,7 +369,7 @@ t.test('coquin events and coquin links', async t => {
 
   r = await inProcess(['events', '--type', 'nope'], env)
   t.equal(r.code, 1)
-  t.match(r.stderr, /^coquin: type must be one of link_open, link_close, fault, fault_acted, http_request, http_fallback: nope\n$/)
+  t.match(r.stderr, /^coquin: type must be one of link_open, link_close, fault, fault_acted, http_request, http_fallback, redis_command, pg_query, protocol_fallback: nope\n$/)
 
   const c = await connect(t, p.port)
   c.write('abc')

@@ -232,8 +232,8 @@ t.test('metric names follow Prometheus conventions', async t => {
   t.same([...ours.keys()].sort(), [
     'coquin_bytes_corrupted_total', 'coquin_bytes_dropped_total', 'coquin_connections_shed_total', 'coquin_fault_actions_total', 'coquin_faults_applied_total',
     'coquin_forwarded_bytes_total', 'coquin_http_fallbacks_total', 'coquin_http_responses_total', 'coquin_link_duration_seconds', 'coquin_links_active',
-    'coquin_links_closed_total', 'coquin_links_opened_total', 'coquin_tls_handshake_failures_total', 'coquin_upstream_connect_errors_total',
-    'coquin_upstream_connect_seconds', 'toxiproxy_proxy_received_bytes_total', 'toxiproxy_proxy_sent_bytes_total',
+    'coquin_links_closed_total', 'coquin_links_opened_total', 'coquin_pg_queries_total', 'coquin_protocol_fallbacks_total', 'coquin_redis_commands_total',
+    'coquin_tls_handshake_failures_total', 'coquin_upstream_connect_errors_total', 'coquin_upstream_connect_seconds', 'toxiproxy_proxy_received_bytes_total', 'toxiproxy_proxy_sent_bytes_total',
   ])
   for (const [name, f] of ours) {
     t.match(name, /^(coquin|toxiproxy)_[a-z][a-z0-9_]*[a-z0-9]$/, `${name}: prefixed snake_case`)
