@@ -12,6 +12,7 @@ import type { Fault } from '../../faults/fault.js'
 import type { ProtocolHost, ProtocolLayer } from '../layer.js'
 import type { RedisCommandInfo } from '../../observe/observer.js'
 import { Out } from '../out.js'
+import { MessageStream } from '../message-stream.js'
 import { firstKey, RespScanner, type RespValue } from './resp.js'
 import { redisMatcherOf } from './match.js'
 
@@ -47,7 +48,7 @@ const PUSH = 0x3e
 const UNPAIRING = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR'])
 
 class RedisLink {
-  readonly up: Out
+  readonly up: MessageStream
   readonly down: Out
   readonly #ctx
   readonly #commands: RespScanner
@@ -61,23 +62,17 @@ class RedisLink {
   #answerable = true
   #paired = true
   #raw = false
-  // the upstream stage: the chunk being scanned, where its unhandled bytes start, what the current command's are
-  #chunk: Buffer = Buffer.alloc(0)
-  #pos = 0
-  #mode: 'undecided' | 'forward' | 'drop' | 'dead' = 'undecided'
-  #hold: Buffer[] = []
-  #holdBytes = 0
-  // the downstream stage
+  // the downstream stage: the chunk being scanned, where its bytes not yet handed on start
   #dChunk: Buffer = Buffer.alloc(0)
   #dPos = 0
 
   constructor(readonly host: ProtocolHost, next: { upstream: Sink; downstream: Sink }) {
-    this.up = new Out(next.upstream, host.clock)
+    this.up = new MessageStream(new Out(next.upstream, host.clock))
     this.down = new Out(next.downstream, host.clock)
     this.#ctx = { clock: host.clock, random: host.random }
     this.#commands = new RespScanner(true, {
       head: (args, at) => this.#onHead(args, at),
-      value: end => this.#onCommandEnd(end),
+      value: end => this.up.end(end),
     })
     this.#replies = new RespScanner(false, {
       head: () => {},
@@ -85,33 +80,20 @@ class RedisLink {
     })
   }
 
-  get upHeld(): number { return this.#holdBytes + this.up.held }
-
   // upstream ---------------------------------------------------------------------------------------
 
   writeUp(chunk: Buffer): void {
-    if (this.#raw) { this.up.write(chunk); this.up.flush(); return }
-    this.#chunk = chunk
-    this.#pos = 0
+    this.up.begin(chunk)
+    if (this.#raw) { this.up.raw(); return }
     const err = this.#commands.push(chunk)
     if (err !== undefined) { this.#fallback('upstream', err); return }
-    const n = chunk.length
-    if (this.#pos < n) {
-      if (this.#mode === 'forward') this.up.writeAt(chunk, this.#pos, n)
-      else if (this.#mode === 'undecided') { this.#hold.push(chunk.subarray(this.#pos)); this.#holdBytes += n - this.#pos }
-    }
-    this.up.flush()
-  }
-
-  endUp(): void {
-    this.#release()
-    this.up.end()
+    this.up.finish()
   }
 
   /** The command's name and first key are known, at offset `at`: decide, then forward, hold back or drop it. */
   #onHead(args: readonly string[], at: number): void {
-    if (this.#mode === 'dead') return
-    if (args.length === 0) { this.#release(); this.up.writeAt(this.#chunk, this.#pos, at); this.#pos = at; this.#mode = 'forward'; return }
+    if (this.up.mode === 'dead') return
+    if (args.length === 0) { this.up.decide(at, 'forward'); return }
     const index = this.#count++
     const name = args[0]!
     const key = firstKey(name, args)
@@ -119,12 +101,11 @@ class RedisLink {
     const plan = this.#decide(cmd)
     const at0 = this.host.observer.redisCommand ? this.host.clock.now() : 0
     if (plan?.abort) {
-      this.#discard()
-      this.#mode = 'dead'
+      this.up.decide(at, 'dead')
       this.#event({ index, name, key, db: this.#db, at: at0, faults: plan.faults }, 'aborted', 'coquin')
       const mode = plan.abort
       const reason = `redis_abort: ${mode}`
-      this.up.act(() => mode === 'rst' ? this.host.reset(reason) : mode === 'fin' ? this.host.close(reason) : this.host.silence(reason))
+      this.up.out.act(() => mode === 'rst' ? this.host.reset(reason) : mode === 'fin' ? this.host.close(reason) : this.host.silence(reason))
       return
     }
     const unpairs = UNPAIRING.has(name) || (name === 'CLIENT' && args[1]?.toUpperCase() === 'REPLY' && args[2]?.toUpperCase() !== 'ON')
@@ -137,23 +118,13 @@ class RedisLink {
     }
     if (unpairs) this.#answerable = false
     if (plan?.answer != null) {
-      this.#discard()
-      this.#mode = 'drop'
+      this.up.decide(at, 'drop')
       this.#deliver()
       this.down.flush()
     } else {
-      if (plan && plan.delayCommand > 0) this.up.delay(plan.delayCommand)
-      this.#release()
-      this.up.writeAt(this.#chunk, this.#pos, at)
-      this.#mode = 'forward'
+      if (plan && plan.delayCommand > 0) this.up.out.delay(plan.delayCommand)
+      this.up.decide(at, 'forward')
     }
-    this.#pos = at
-  }
-
-  #onCommandEnd(end: number): void {
-    if (this.#mode === 'forward') this.up.writeAt(this.#chunk, this.#pos, end)
-    this.#pos = end
-    if (this.#mode !== 'dead') this.#mode = 'undecided'
   }
 
   /** Match, ask and draw every Redis fault for one command. */
@@ -179,17 +150,6 @@ class RedisLink {
       addAction(plan, a, f)
     }
     return plan
-  }
-
-  /** Hand on what was held of the current command. */
-  #release(): void {
-    for (const b of this.#hold) this.up.write(b)
-    this.#discard()
-  }
-
-  #discard(): void {
-    this.#hold = []
-    this.#holdBytes = 0
   }
 
   // downstream -------------------------------------------------------------------------------------
@@ -271,20 +231,15 @@ class RedisLink {
     this.#raw = true
     this.#paired = false
     for (let p = this.#shift(); p !== undefined; p = this.#shift()) if (p.answer !== null) this.down.write(p.answer)
-    if (this.#mode !== 'dead') {
-      this.#release()
-      if (stream === 'upstream') this.up.writeAt(this.#chunk, this.#pos, this.#chunk.length)
-      this.#mode = 'forward'
-    }
+    if (stream === 'upstream') this.up.raw()
+    else this.up.pass()                                // an undecided command's bytes go on; the rest of it follows raw
     if (stream === 'downstream') this.down.writeAt(this.#dChunk, this.#dPos, this.#dChunk.length)
-    this.up.flush()
     this.down.flush()
   }
 
   destroy(): void {
     this.up.destroy()
     this.down.destroy()
-    this.#discard()
     this.#pending = []
   }
 }
@@ -313,9 +268,9 @@ export const redisLayer: ProtocolLayer = {
     const l = new RedisLink(host, next)
     const destroy = () => l.destroy()                // the link destroys both stages together; twice is harmless
     const upstream: Stage = {
-      get held() { return l.upHeld },
+      get held() { return l.up.held },
       write: c => l.writeUp(c),
-      end: () => l.endUp(),
+      end: () => l.up.endStream(),
       destroy,
     }
     const downstream: Stage = {
