@@ -26,5 +26,8 @@ import http_header from './http_header.js'
 import redis_error from './redis_error.js'
 import redis_delay from './redis_delay.js'
 import redis_abort from './redis_abort.js'
+import pg_error from './pg_error.js'
+import pg_delay from './pg_delay.js'
+import pg_abort from './pg_abort.js'
 
-export const builtins: readonly Behavior[] = [latency, noop, bandwidth, limit_data, reset_peer, slicer, slow_close, timeout, blackhole, corrupt, hang_connect, idle_reset, limit_time, packet_loss, refuse, slow_open, http_status, http_throttle, http_delay, http_abort, http_close, http_header, redis_error, redis_delay, redis_abort]
+export const builtins: readonly Behavior[] = [latency, noop, bandwidth, limit_data, reset_peer, slicer, slow_close, timeout, blackhole, corrupt, hang_connect, idle_reset, limit_time, packet_loss, refuse, slow_open, http_status, http_throttle, http_delay, http_abort, http_close, http_header, redis_error, redis_delay, redis_abort, pg_error, pg_delay, pg_abort]

@@ -166,6 +166,56 @@ export interface FaultAttributes {
     /** edits of the response's head; default {}. */
     response?: { set?: Record<string, string>; remove?: string[] }
   }
+  redis_error: {
+    /** which commands the fault applies to (all given conditions must hold); default {}. */
+    match?: { command?: string | string[]; key?: string; db?: number; client?: string[] }
+    /** the error reply, without its `-`: the first word is its code. */
+    error?: string
+  }
+  redis_delay: {
+    /** which commands the fault applies to (all given conditions must hold); default {}. */
+    match?: { command?: string | string[]; key?: string; db?: number; client?: string[] }
+    /** delay added (ms); default 0. */
+    delay?: number
+    /** spread around delay (ms); default 0. */
+    jitter?: number
+    /** shape of the jitter; default "uniform". */
+    distribution?: 'uniform' | 'normal'
+    /** what waits: the command, or its reply; default "command". */
+    phase?: 'command' | 'reply'
+  }
+  redis_abort: {
+    /** which commands the fault applies to (all given conditions must hold); default {}. */
+    match?: { command?: string | string[]; key?: string; db?: number; client?: string[] }
+    /** rst: reset; fin: close; hang: silence, connection left open; default "rst". */
+    mode?: 'rst' | 'fin' | 'hang'
+  }
+  pg_error: {
+    /** which queries the fault applies to (all given conditions must hold); default {}. */
+    match?: { query?: string; statement?: string | string[]; database?: string; user?: string; client?: string[] }
+    /** the SQLSTATE (five digits or capitals); default "40001". */
+    code?: string
+    /** the error's message. */
+    message?: string
+    /** ERROR: the connection carries on; FATAL: it closes after the error; default "ERROR". */
+    severity?: 'ERROR' | 'FATAL'
+  }
+  pg_delay: {
+    /** which queries the fault applies to (all given conditions must hold); default {}. */
+    match?: { query?: string; statement?: string | string[]; database?: string; user?: string; client?: string[] }
+    /** delay added (ms); default 0. */
+    delay?: number
+    /** spread around delay (ms); default 0. */
+    jitter?: number
+    /** shape of the jitter; default "uniform". */
+    distribution?: 'uniform' | 'normal'
+  }
+  pg_abort: {
+    /** which queries the fault applies to (all given conditions must hold); default {}. */
+    match?: { query?: string; statement?: string | string[]; database?: string; user?: string; client?: string[] }
+    /** rst: reset; fin: close; hang: silence, connection left open; default "rst". */
+    mode?: 'rst' | 'fin' | 'hang'
+  }
 }
 
 export type AttributesOf<T extends string> =

@@ -4,10 +4,11 @@ import type { Behavior } from '../faults/behavior.js'
 import type { ProtocolLayer } from './layer.js'
 import { httpLayer } from './http/layer.js'
 import { redisLayer } from './redis/layer.js'
+import { postgresLayer } from './postgres/layer.js'
 
 export type { ProtocolHost, ProtocolLayer } from './layer.js'
 
-const LAYERS = { http: httpLayer, redis: redisLayer } as const satisfies Record<string, ProtocolLayer>
+const LAYERS = { http: httpLayer, redis: redisLayer, postgres: postgresLayer } as const satisfies Record<string, ProtocolLayer>
 
 export type Protocol = 'tcp' | keyof typeof LAYERS
 /** Every value a proxy's `protocol` takes: the config schema, the API and the CLI read it here. */
