@@ -126,7 +126,7 @@ t.test('every issue is reported at once, in document order', async t => {
 settings: { seed: 1.5 }
 `)
   t.same(issues.map(i => [i.line, i.column, i.path, i.message]), [
-    [5, 15, 'proxies[0].protocol', 'must be one of "tcp", "http", not string "udp"'],
+    [5, 15, 'proxies[0].protocol', 'must be one of "tcp", "http", "redis", "postgres", not string "udp"'],
     [7, 36, 'proxies[0].toxics[0].toxicity', 'must be <= 1'],
     [7, 62, 'proxies[0].toxics[0].attributes.latency', 'must be >= 0'],
     [8, 17, 'proxies[0].toxics[1].type', 'unknown toxic type "lag" (known: latency, noop)'],
