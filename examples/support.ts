@@ -6,13 +6,12 @@
 // 'coquin' (startCoquin, Registry, builtins) and 'coquin/client' (Coquin).
 import http from 'node:http'
 import net from 'node:net'
-import { accessSync, constants } from 'node:fs'
-import { delimiter, join } from 'node:path'
 import { once } from 'node:events'
 import { startCoquin, type CoquinServer } from '../src/index.js'
 import { Coquin } from '../src/client/index.js'
 import { ManualClock } from '../src/core/clock.js'
 export { ManualClock }
+export { findExecutable, freePort, redisServer, redisSkip, postgresServer, postgresSkip, pgBinDirs } from '../test/helpers/servers.js'
 
 type T = { teardown(fn: () => unknown): void }
 
@@ -172,30 +171,3 @@ export class WorkPool {
 
 // ── Real servers (redis-server, PostgreSQL) ──────────────────────────────────────────────────────
 
-/**
- * The path of an executable: the first `name` found in `dirs`, then on PATH; undefined if there is
- * none. Examples that start a real server skip, with the reason, where it is not installed.
- */
-export function findExecutable(name: string, dirs: readonly string[] = []): string | undefined {
-  for (const dir of [...dirs, ...(process.env.PATH ?? '').split(delimiter)]) {
-    if (!dir) continue
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return join(dir, name)
-    } catch { /* not here */ }
-  }
-  return undefined
-}
-
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago, for servers that must be told their port
- * (redis-server, postgres) instead of reporting the one port 0 gave them.
- */
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}

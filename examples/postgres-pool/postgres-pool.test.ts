@@ -4,16 +4,10 @@
 // pool retires idle connections before the LB forgets them, and when one dies anyway (an LB with a
 // shorter idle time than you were told) the query times out and is retried once on a fresh connection.
 import t, { type Test } from 'tap'
-import { execFile, spawnSync } from 'node:child_process'
-import { chown, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import pg from 'pg'
 import { startCoquin } from '../../src/index.js'
 import { Coquin } from '../../src/client/index.js'
-import { findExecutable, freePort, ManualClock, until, within } from '../support.js'
+import { ManualClock, postgresServer, postgresSkip, until, within } from '../support.js'
 
 /** The LB's idle time (ms): a flow with no byte either way for this long is forgotten. */
 const LB_IDLE = 600
@@ -72,54 +66,7 @@ async function readWithRetry<R extends pg.QueryResultRow>(p: pg.Pool, sql: strin
 
 // ── The servers ───────────────────────────────────────────────────────────────────────────────────
 
-const run = promisify(execFile)
-const isRoot = process.getuid?.() === 0
-
-/** Debian keeps PostgreSQL's programs in /usr/lib/postgresql/<version>/bin: newest first, then PATH. */
-function pgBinDirs(): string[] {
-  try {
-    return readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map(v => `/usr/lib/postgresql/${v}/bin`)
-  } catch {
-    return []
-  }
-}
-const INITDB = findExecutable('initdb', pgBinDirs())
-const PG_CTL = INITDB && findExecutable('pg_ctl', [join(INITDB, '..')])
-const RUNUSER = findExecutable('runuser', ['/usr/sbin', '/sbin'])
-/** PostgreSQL refuses to run as root: as root it is run as the `postgres` user the Debian package creates. */
-const POSTGRES_USER = isRoot ? spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }) : undefined
-
-const skip =
-  !INITDB || !PG_CTL ? 'PostgreSQL not installed: apt-get install postgresql'
-  : isRoot && (POSTGRES_USER?.status !== 0 || !RUNUSER) ? 'running as root without a postgres user and runuser to start PostgreSQL as'
-  : false
-
-/** Runs a PostgreSQL program, as the postgres user when we are root. */
-function pgRun(bin: string, args: string[]) {
-  return isRoot ? run(RUNUSER!, ['-u', 'postgres', '--', bin, ...args], { timeout: 60_000 }) : run(bin, args, { timeout: 60_000 })
-}
-
-/** A real PostgreSQL in a temp dir, on a free loopback port, its socket in that dir; stopped at teardown. */
-async function postgres(t: Test): Promise<{ port: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'coquin-pg-'))
-  const data = join(dir, 'data')
-  if (isRoot) {
-    const ids = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim())
-    await chown(dir, ids('-u'), ids('-g'))
-  }
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await pgRun(INITDB!, ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-locale', '-E', 'UTF8'])
-  const port = await freePort()
-  try {
-    await pgRun(PG_CTL!, ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', 'start',
-      '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`])
-  } catch (err) {
-    const log = await readFile(join(dir, 'log'), 'utf8').catch(() => '')
-    throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${log}`)
-  }
-  t.teardown(() => pgRun(PG_CTL!, ['-D', data, '-m', 'immediate', 'stop']))
-  return { port }
-}
+const skip = postgresSkip
 
 /**
  * PostgreSQL behind an "LB": a coquin proxy whose `idle_reset` (silent) forgets flows idle for `idle` ms,
@@ -141,7 +88,7 @@ async function behindLb(t: Test, port: number, idle: number, clock?: ManualClock
 // ── The outage ────────────────────────────────────────────────────────────────────────────────────
 
 t.test(`PostgreSQL behind an LB that silently forgets flows idle for ${LB_IDLE} ms`, { skip }, async t => {
-  const { port } = await postgres(t)
+  const { port } = await postgresServer(t)
 
   t.test('naive: the pool hands out the forgotten connection and the query hangs', async t => {
     const { lb, links } = await behindLb(t, port, LB_IDLE)

@@ -3,17 +3,11 @@
 // connection reset with a reply in flight, and a cut where the old primary stops answering. The
 // naive client runs on ioredis's defaults; the fixed one bounds every wait and fails fast.
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Redis, type RedisOptions } from 'ioredis'
 import { retryGaps, type JournalEvent, type LinkCloseEvent, type LinkOpenEvent, type ProxyHandle } from '../../src/client/index.js'
-import { findExecutable, freePort, metric, until, within, withCoquin } from '../support.js'
+import { metric, redisServer, redisSkip, until, within, withCoquin } from '../support.js'
 
-const REDIS_SERVER = findExecutable('redis-server')
-const skip = REDIS_SERVER ? false : 'redis-server not installed: apt-get install redis-server'
+const skip = redisSkip
 
 /** The fixed client's budget for one command (ms), and the slow primary's added latency. */
 const COMMAND_TIMEOUT = 200
@@ -59,35 +53,6 @@ async function connect(t: Test, port: number, opts: RedisOptions): Promise<Clien
 const nextReady = (redis: Redis) => new Promise<void>(resolve => redis.once('ready', () => resolve()))
 
 // ── The servers ───────────────────────────────────────────────────────────────────────────────────
-
-/** A real redis-server on a free loopback port, in a temp dir, no persistence; stopped at teardown. */
-async function redisServer(t: Test): Promise<{ port: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'coquin-redis-'))
-  const port = await freePort()
-  const child = spawn(REDIS_SERVER!, [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no', '--logfile', '',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-    await within(exited, 5000, 'redis-server to exit')
-    await rm(dir, { recursive: true, force: true })
-  })
-  let output = ''
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk
-      if (output.includes('Ready to accept connections')) resolve()
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    child.on('error', reject)
-    child.on('exit', code => reject(new Error(`redis-server exited (${code}):\n${output}`)))
-  })
-  await within(ready, 10_000, 'redis-server to start')
-  return { port }
-}
 
 /** Redis behind coquin: the clients under test go through the proxy, `truth` talks to Redis directly. */
 async function setup(t: Test) {
