@@ -97,8 +97,7 @@ class RedisLink {
     const index = this.#count++
     const name = args[0]!
     const key = firstKey(name, args)
-    const cmd: RedisCommand = { name, args, key, db: this.#db, client: this.host.client, link: this.host.id, index }
-    const plan = this.#decide(cmd)
+    const plan = this.#decide(name, args, key, index)
     const at0 = this.host.observer.redisCommand ? this.host.clock.now() : 0
     if (plan?.abort) {
       this.up.decide(at, 'dead')
@@ -127,12 +126,14 @@ class RedisLink {
     }
   }
 
-  /** Match, ask and draw every Redis fault for one command. */
-  #decide(cmd: RedisCommand): Plan | null {
+  /** Match, ask and draw every Redis fault for one command (the command's view is made only if a Redis fault is there). */
+  #decide(name: string, args: readonly string[], key: string | undefined, index: number): Plan | null {
     let plan: Plan | null = null
+    let cmd: RedisCommand | undefined
     for (const f of this.host.owner.faults) {
       const b = f.behavior
       if (!b.command || (f.only !== undefined && !f.only(this.host.client.address))) continue
+      cmd ??= { name, args, key, db: this.#db, client: this.host.client, link: this.host.id, index }
       if (!redisMatcherOf(f.attributes)(cmd)) continue
       let a: RedisAction | null
       try {

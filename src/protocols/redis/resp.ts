@@ -149,32 +149,39 @@ export class RespScanner {
         this.#headLimit(n)
         break
       }
-      let line = chunk.subarray(i, nl + 1)
-      if (this.#line !== null) { line = Buffer.concat([this.#line, line]); this.#line = null }
-      if (line.length > MAX_LINE) return `a line longer than ${MAX_LINE} bytes`
+      let err: string | undefined
+      const start = i
       this.#read += nl + 1 - i
       i = nl + 1
-      const err = this.#onLine(line, i)
+      if (this.#line !== null) {                 // the line began in an earlier chunk
+        const line = Buffer.concat([this.#line, chunk.subarray(start, i)])
+        this.#line = null
+        if (line.length > MAX_LINE) return `a line longer than ${MAX_LINE} bytes`
+        err = this.#onLine(line, 0, line.length, i)
+      } else {
+        if (i - start > MAX_LINE) return `a line longer than ${MAX_LINE} bytes`
+        err = this.#onLine(chunk, start, i, i)
+      }
       if (err) return err
     }
     return undefined
   }
 
-  /** A whole line (ending in LF), ending at offset `end` of the chunk. */
-  #onLine(line: Buffer, end: number): string | undefined {
-    const type = line[0]!
+  /** A whole line b[s, e) (ending in LF), ending at offset `end` of the chunk. */
+  #onLine(b: Buffer, s: number, e: number, end: number): string | undefined {
+    const type = b[s]!
     const topLevel = this.#stack.length === 0
     if (topLevel && (this.#top === 0 || this.#top === ATTR_READ)) this.#top = type
-    if (this.commands) return topLevel ? this.#command(line, end) : this.#argument(line)
-    if (line.length < 2 || line[line.length - 2] !== CR) return 'a line that does not end with CRLF'
+    if (this.commands) return topLevel ? this.#command(b, s, e, end) : this.#argument(b, s, e)
+    if (e - s < 2 || b[e - 2] !== CR) return 'a line that does not end with CRLF'
     switch (type) {
       case T.Simple: case T.Integer: case T.Null: case T.Bool: case T.Double: case T.BigNumber:
         return this.#childDone(end)
       case T.Error:
-        if (topLevel) this.#error = firstWord(line.toString('latin1', 1, line.length - 2))
+        if (topLevel) this.#error = firstWord(b.toString('latin1', s + 1, e - 2))
         return this.#childDone(end)
       case T.Bulk: case T.BulkError: case T.Verbatim: {
-        const len = lengthOf(line)
+        const len = lengthOf(b, s, e)
         if (len === undefined) return 'a bad bulk length'
         if (len < 0) return this.#childDone(end)                 // RESP2's null bulk string
         if (type === T.BulkError && topLevel) { this.#capture = []; this.#captureLeft = Math.min(len, 64) }
@@ -183,9 +190,9 @@ export class RespScanner {
         return undefined
       }
       case T.Array: case T.Set: case T.Push: case T.Map: case T.Attribute: {
-        if (line[1] === 0x3f) return 'a streamed aggregate'      // `*?`: RESP3 streaming, which Redis does not send
+        if (b[s + 1] === 0x3f) return 'a streamed aggregate'      // `*?`: RESP3 streaming, which Redis does not send
         if (type === T.Attribute && !topLevel) return 'an attribute inside an aggregate'
-        const count = lengthOf(line)
+        const count = lengthOf(b, s, e)
         if (count === undefined) return 'a bad aggregate length'
         const children = type === T.Map || type === T.Attribute ? count * 2 : count
         if (children > 0) { this.#stack.push(children); return undefined }
@@ -197,18 +204,18 @@ export class RespScanner {
   }
 
   /** A command's first line: an array's length, or a whole inline command. */
-  #command(line: Buffer, end: number): string | undefined {
+  #command(b: Buffer, s: number, e: number, end: number): string | undefined {
     this.#args = []
     this.#headDone = false
     this.#want = 2
-    if (line[0] !== T.Array) {                                   // inline: words separated by spaces
-      const text = line.toString('latin1').trim()
+    if (b[s] !== T.Array) {                                      // inline: words separated by spaces
+      const text = b.toString('latin1', s, e).trim()
       if (text !== '') this.#args = text.split(/[ \t]+/).slice(0, 16)
       if (this.#args.length > 0) this.#args[0] = this.#args[0]!.toUpperCase()
       return this.#childDone(end)
     }
-    if (line.length < 2 || line[line.length - 2] !== CR) return 'a line that does not end with CRLF'
-    const count = lengthOf(line)
+    if (e - s < 2 || b[e - 2] !== CR) return 'a line that does not end with CRLF'
+    const count = lengthOf(b, s, e)
     if (count === undefined) return 'a bad array length in a command'
     this.#total = count
     if (count <= 0) return this.#childDone(end)
@@ -217,10 +224,10 @@ export class RespScanner {
   }
 
   /** A command's argument's header: a bulk string, captured if the faults need it. */
-  #argument(line: Buffer): string | undefined {
-    if (line.length < 2 || line[line.length - 2] !== CR) return 'a line that does not end with CRLF'
-    if (line[0] !== T.Bulk || this.#stack.length !== 1) return 'a command argument that is not a bulk string'
-    const len = lengthOf(line)
+  #argument(b: Buffer, s: number, e: number): string | undefined {
+    if (e - s < 2 || b[e - 2] !== CR) return 'a line that does not end with CRLF'
+    if (b[s] !== T.Bulk || this.#stack.length !== 1) return 'a command argument that is not a bulk string'
+    const len = lengthOf(b, s, e)
     if (len === undefined || len < 0) return 'a bad bulk length in a command'
     if (!this.#headDone && this.#args.length < this.#want) {
       this.#capture = []
@@ -268,7 +275,8 @@ export class RespScanner {
   }
 
   #endCapture(): void {
-    const text = Buffer.concat(this.#capture!).toString('latin1')
+    const c = this.#capture!
+    const text = c.length === 1 ? c[0]!.toString('latin1') : c.length === 0 ? '' : Buffer.concat(c).toString('latin1')
     this.#capture = null
     if (!this.commands) { this.#error = firstWord(text); return }
     if (this.#headDone) return
@@ -279,10 +287,20 @@ export class RespScanner {
 
 const ATTR_READ = -1
 
-/** The integer after a line's type byte (the line ends in CRLF). */
-function lengthOf(line: Buffer): number | undefined {
-  const text = line.toString('latin1', 1, line.length - 2)
-  return /^-?\d{1,12}$/.test(text) ? Number(text) : undefined
+/** The integer after the type byte of the line b[s, e) (which ends in CRLF): -1 and up, at most 12 digits. */
+function lengthOf(b: Buffer, s: number, e: number): number | undefined {
+  let i = s + 1
+  const last = e - 2
+  const negative = b[i] === 0x2d
+  if (negative) i++
+  if (i === last || last - i > 12) return undefined
+  let n = 0
+  for (; i < last; i++) {
+    const d = b[i]! - 0x30
+    if (d < 0 || d > 9) return undefined
+    n = n * 10 + d
+  }
+  return negative ? -n : n
 }
 
 function firstWord(s: string): string {
