@@ -251,6 +251,25 @@ t.test('redis mode', { skip: redisSkip }, async t => {
     t.equal(await r.get('small'), null, 'and the connection carries on')
   })
 
+  t.test('TCP faults still apply to a redis proxy, after the protocol layer; links close cleanly', async t => {
+    const { proxy, client } = await setup(t)
+    const r = client()
+    await r.connect()
+    await proxy.addFault({ name: 'slow', type: 'latency', stream: 'downstream', attributes: { latency: 150 } })
+    const t0 = performance.now()
+    await r.get('k')
+    const took = performance.now() - t0
+    t.ok(took >= 145, `a latency fault delays the reply (${took.toFixed(1)} ms)`)
+    await proxy.addFault({ name: 'e', type: 'redis_error', attributes: { match: { command: 'GET' } } })
+    const t1 = performance.now()
+    await t.rejects(r.get('k'), /LOADING/)
+    t.ok(performance.now() - t1 >= 145, 'coquin\'s own answer goes through the TCP fault too')
+    r.disconnect()
+    const closed = await proxy.waitForEvents({ type: 'link_close' }, e => e.length > 0)
+    t.match(closed, [{ reason: 'client_close' }], 'the link closed when the client left')
+    t.same(await proxy.links(), [], 'and no link is left')
+  })
+
   t.test('what is not RESP falls back to TCP, recorded once', async t => {
     const { proxy } = await setup(t)
     const s = await raw(t, proxy.port)
