@@ -16,7 +16,7 @@ t.test('npm pack: the built code, configs, README, LICENSE and CHANGELOG; no tes
   const r = npm(['pack', '--dry-run', '--json', '--ignore-scripts'], root)
   t.equal(r.status, 0, r.stderr)
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map(f => f.path)
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/client/index.js', 'dist/behaviors/index.js', 'configs/default.yaml', 'configs/coquin.schema.json']) {
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/client/index.js', 'dist/behaviors/index.js', 'dist/src/ui/static/app.js', 'configs/default.yaml', 'configs/coquin.schema.json']) {
     t.ok(files.includes(f), `has ${f}`)
   }
   t.same(files.filter(f => /^(test|bench|examples|src|behaviors|deploy)\/|^dist\/(test|bench|examples)\//.test(f)), [], 'nothing else')

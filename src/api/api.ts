@@ -6,11 +6,12 @@
 //   routes/proxies.ts  Toxiproxy's routes (proxies, populate, toxics, reset) and per-proxy extras
 //   routes/control.ts  partitions and scenarios
 //   routes/events.ts   the journal (GET /events, ?follow=1)
-//   routes/meta.ts     version, healthz, metrics
+//   routes/meta.ts     version, healthz, metrics, types
+//   routes/ui.ts       the web dashboard (/ui) and its guarded way into these routes (/ui/api/...)
 import http from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo, Socket } from 'node:net'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import type { Registry } from '../control/registry.js'
 import { bindReason, triedAddress } from '../datapath/proxy.js'
 import type { Logger } from '../core/log.js'
@@ -24,6 +25,7 @@ import { proxyRoutes } from './routes/proxies.js'
 import { controlRoutes } from './routes/control.js'
 import { eventRoutes } from './routes/events.js'
 import { metaRoutes } from './routes/meta.js'
+import { uiGuard, uiRoutes } from './routes/ui.js'
 
 export { MAX_BODY_BYTES }
 
@@ -47,13 +49,16 @@ export interface ApiOptions {
 export function createApi(registry: Registry, opts: ApiOptions): http.RequestListener & { endStreams(): void } {
   const log = (opts.log ?? registry.log).child({ component: 'api' })
   const events = opts.journal ? eventRoutes(opts.journal) : undefined
+  /** The dashboard's per-process token against cross-site requests (src/api/routes/ui.ts). */
+  const csrf = randomBytes(32).toString('base64url')
   const routes: Route[] = [
     ...proxyRoutes(registry, log),
     ...controlRoutes(registry),
-    ...metaRoutes(opts.version, opts.metrics),
+    ...metaRoutes(opts.version, opts.metrics, registry.catalog.behaviors),
     ...(events?.routes ?? []),
+    ...uiRoutes(csrf, opts.version),
   ]
-  const dispatch = dispatcher(registry, routes, log, opts)
+  const dispatch = dispatcher(registry, routes, log, opts, csrf)
   const listener: http.RequestListener = (req, res) => {
     const id = randomUUID()
     const started = performance.now()
@@ -84,14 +89,17 @@ export function createApi(registry: Registry, opts: ApiOptions): http.RequestLis
  * then the handler — in the mutation queue or under the deadline — with CoquinErrors as their replies.
  * null: the client went away mid-body, nobody to answer.
  */
-function dispatcher(registry: Registry, routes: Route[], log: Logger, opts: ApiOptions): (req: http.IncomingMessage) => Promise<Reply | null> {
+function dispatcher(registry: Registry, routes: Route[], log: Logger, opts: ApiOptions, csrf: string): (req: http.IncomingMessage) => Promise<Reply | null> {
   const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS
   const serial = queue(log)
   const authorized = opts.token === undefined ? () => true : bearerCheck(opts.token)
   return async (req: http.IncomingMessage): Promise<Reply | null> => {
-    const segments = pathSegments(req.url ?? '/')
+    let segments = pathSegments(req.url ?? '/')
+    // The dashboard reaches every API route under /ui/api/, behind its own guard instead of the browser rule.
+    const viaUi = segments !== null && segments[0] === 'ui' && segments[1] === 'api'
+    if (viaUi) segments = segments!.slice(2)
     const found = segments && match(routes, segments)
-    if (!found) return notFound()
+    if (!found || (viaUi && found.route.browser)) return notFound()
     const { route, params } = found
     const method = Object.hasOwn(route.methods, req.method ?? '') ? route.methods[req.method!] : undefined
     if (!method) {
@@ -99,7 +107,10 @@ function dispatcher(registry: Registry, routes: Route[], log: Logger, opts: ApiO
     }
     // Toxiproxy's CSRF guard: browsers (all Mozilla/...) may not drive the API. The body is parsed as
     // JSON whatever its Content-Type, so a page's form POST would otherwise be a valid request.
-    if ((req.headers['user-agent'] ?? '').startsWith('Mozilla/')) return text(403, 'User agent not allowed')
+    if (viaUi || route.browser) {
+      const refused = uiGuard(req, csrf, viaUi)
+      if (refused) return refused
+    } else if ((req.headers['user-agent'] ?? '').startsWith('Mozilla/')) return text(403, 'User agent not allowed')
     if (!route.open && !authorized(req.headers.authorization)) {
       return { ...errorReply(new UnauthorizedError()), headers: { 'WWW-Authenticate': 'Bearer' } }
     }

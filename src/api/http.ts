@@ -13,7 +13,7 @@ const MAX_DEPTH = 256
 
 export interface Reply {
   status: number
-  body?: string
+  body?: string | Buffer
   type?: string
   headers?: Record<string, string>
   /** Takes over the response (a long-lived stream) instead of sending a body. */
@@ -39,6 +39,8 @@ export interface Route {
   methods: Record<string, Method>
   /** Reachable without the token. */
   open?: boolean
+  /** The dashboard's pages: served to browsers (behind the dashboard's guard, not the API's browser rule). */
+  browser?: boolean
 }
 
 export const JSON_TYPE = 'application/json'
