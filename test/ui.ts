@@ -65,9 +65,16 @@ t.test('the dashboard', { skip }, async t => {
     await region(page, 'web')
     t.pass('the proxy created before the page loaded is shown')
 
-    await coquin.create({ name: 'cache', listen: '127.0.0.1:0', upstream: `127.0.0.1:${backend}`, protocol: 'redis' })
+    const cache = await coquin.create({ name: 'cache', listen: '127.0.0.1:0', upstream: `127.0.0.1:${backend}`, protocol: 'redis' })
     await region(page, 'cache')
     t.pass('a proxy created through the API appears without a reload')
+    await cache.addFault({ name: 'ro', type: 'redis_error', attributes: { error: 'READONLY replica' } })
+    await button(page, 'Remove ro')
+    t.pass('so does a fault added through the API')
+    const cacheRegion = await region(page, 'cache')
+    const options = await cacheRegion!.$$eval('select[aria-label="Fault type"] option', os => os.map(o => (o as unknown as { value: string }).value))
+    t.ok(options.includes('redis_error') && !options.includes('http_status') && !options.includes('pg_error'),
+      'the form offers the faults that fit the proxy\'s protocol')
 
     // Add a latency fault through the generated form, and measure it.
     const addForm = 'form[aria-label="Add a fault to web"]'
@@ -115,6 +122,15 @@ t.test('the dashboard', { skip }, async t => {
     await (await webRegion!.waitForSelector('::-p-aria([name="Preset: slow database (latency + jitter)"][role="button"])'))!.click()
     await waitFor(async () => (await web.faults()).some(f => f.name === 'slow-db'), 'the preset')
     t.pass('a preset adds its fault')
+
+    await page.type('textarea[aria-label="Scenario (JSON)"]',
+      JSON.stringify({ name: 'flap', steps: [{ at: 0, proxy: { name: 'web', enabled: false } }, { at: '30s', proxy: { name: 'web', enabled: true } }] }))
+    await (await button(page, 'Start scenario'))!.click()
+    await page.waitForSelector('::-p-aria([name="Progress of flap"])')
+    await (await button(page, 'Stop flap'))!.click()
+    await waitFor(async () => (await coquin.scenarios()).every(s => s.state !== 'running'), 'the scenario to stop')
+    t.pass('a scenario is started, shows its progress, and is stopped from the page')
+    await web.update({ enabled: true })
 
     await get(web.port)
     await page.waitForSelector('::-p-aria([name="Events"]) li')

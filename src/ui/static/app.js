@@ -172,23 +172,37 @@ function applyPreset(proxy, preset) {
 const fmtBytes = n => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`)
 const fmtMs = ms => (ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`)
 
+/** The last WINDOW_S seconds of a proxy's series, one point per second (seconds without events are 0). */
+function dense(s) {
+  const now = Math.floor(Date.now() / 1000)
+  const t = [], opened = [], bytes = [], errors = []
+  const at = new Map((s?.t ?? []).map((sec, i) => [sec, i]))
+  for (let sec = now - WINDOW_S + 1; sec <= now; sec++) {
+    const i = at.get(sec)
+    t.push(sec); opened.push(i === undefined ? 0 : s.opened[i]); bytes.push(i === undefined ? 0 : s.bytes[i]); errors.push(i === undefined ? 0 : s.errors[i])
+  }
+  return [t, opened, bytes, errors]
+}
+
 function Chart({ proxy }) {
   const ref = useRef(null)
   const plot = useRef(null)
-  const s = store.series[proxy]
   useEffect(() => {
     if (!ref.current || typeof uPlot === 'undefined') return
     plot.current = new uPlot({
-      width: 420, height: 120, legend: { show: true },
+      width: 420, height: 110, legend: { show: false }, cursor: { show: false },
       scales: { x: { time: true } },
-      axes: [{}, { size: 40 }, { scale: 'bytes', side: 1, size: 50, values: (_u, v) => v.map(fmtBytes) }],
-      series: [{}, { label: 'links opened/s', stroke: '#2563eb' }, { label: 'bytes/s (closed links)', stroke: '#16a34a', scale: 'bytes' },
+      axes: [{ space: 60 }, { size: 36 }, { scale: 'bytes', side: 1, size: 56, values: (_u, v) => v.map(fmtBytes) }],
+      series: [{}, { label: 'links opened/s', stroke: '#2563eb' }, { label: 'bytes/s', stroke: '#16a34a', scale: 'bytes' },
         { label: 'errors/s', stroke: '#dc2626' }],
-    }, [[], [], [], []], ref.current)
+    }, dense(store.series[proxy]), ref.current)
     return () => plot.current?.destroy()
   }, [])
-  useEffect(() => { if (plot.current && s) plot.current.setData([s.t, s.opened, s.bytes, s.errors]) })
-  return html`<div class="chart" ref=${ref} role="img" aria-label=${`Links, bytes and errors of ${proxy} over the last minutes`}></div>`
+  useEffect(() => { plot.current?.setData(dense(store.series[proxy])) })
+  return html`<figure class="chart">
+    <div ref=${ref} role="img" aria-label=${`Links opened, bytes and errors per second of ${proxy}, last ${WINDOW_S / 60} minutes`}></div>
+    <figcaption><span class="k links">links opened/s</span> <span class="k bytes">bytes/s (of links closed)</span> <span class="k errors">errors/s</span></figcaption>
+  </figure>`
 }
 
 function FaultRow({ proxy, fault }) {
@@ -393,5 +407,5 @@ root.textContent = ''                       // the "Loading…" placeholder
 render(html`<${App} />`, root)
 void loadTypes()
 void refresh()
-setInterval(refresh, 2000)
+setInterval(refresh, 2000)   // also moves the charts' window along
 void follow()
