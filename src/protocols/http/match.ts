@@ -1,6 +1,7 @@
 // Request matching for HTTP faults: `attributes.match` compiled once per attributes object.
 import net from 'node:net'
 import { cidrList } from '../cidr.js'
+import { matchCompiler } from '../message-faults.js'
 import type { HttpRequest } from '../../faults/behavior.js'
 
 export interface MatchSpec {
@@ -100,28 +101,8 @@ export function compileMatch(spec: MatchSpec | undefined): Matcher {
   }
 }
 
+const compiler = matchCompiler<MatchSpec, HttpRequest>(compileMatch)
 /** A message for InvalidAttributesError, or undefined if the spec compiles. */
-export function checkMatch(spec: unknown): string | undefined {
-  try {
-    compileMatch(spec as MatchSpec | undefined)
-    return undefined
-  } catch (err) {
-    return (err as Error).message
-  }
-}
-
-const cache = new WeakMap<object, Matcher>()
-
+export const checkMatch = compiler.check
 /** The matcher of a fault's attributes, compiled once (attributes are frozen and replaced on update). */
-export function matcherOf(attributes: Readonly<Record<string, unknown>>): Matcher {
-  let m = cache.get(attributes)
-  if (!m) {
-    try {
-      m = compileMatch(attributes.match as MatchSpec | undefined)
-    } catch {
-      m = () => false                                  // checked at creation; never reached
-    }
-    cache.set(attributes, m)
-  }
-  return m
-}
+export const matcherOf: (attributes: Readonly<Record<string, unknown>>) => Matcher = compiler.of

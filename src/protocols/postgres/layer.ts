@@ -16,13 +16,14 @@
 //    back, coquin reports the transaction as failed, and a COMMIT (simple query) is sent as ROLLBACK, so that
 //    nothing of a transaction the client saw fail is committed.
 //  - FATAL: ErrorResponse, then the link closes (as a server terminating a connection does, 57P01).
-import type { FaultAction, PgAction, PgQuery, Sink, Stage } from '../../faults/behavior.js'
+import type { PgAction, PgQuery, Sink, Stage } from '../../faults/behavior.js'
 import type { Fault } from '../../faults/fault.js'
 import type { PgQueryInfo } from '../../observe/observer.js'
 import type { ProtocolHost, ProtocolLayer } from '../layer.js'
 import { Out } from '../out.js'
 import { MessageStream } from '../message-stream.js'
 import { pgMatcherOf } from './match.js'
+import { forEachHit } from '../message-faults.js'
 import {
   CANCEL_REQUEST, GSSENC_REQUEST, MAX_CAPTURE, PgScanner, SSL_REQUEST, cstring, errorFields, errorResponse, queryMessage,
   readyForQuery, startupParams, statementOf,
@@ -68,7 +69,6 @@ interface Plan {
   faults: string[]
 }
 
-const ACTED: Record<PgAction['action'], FaultAction> = { error: 'answered', delay: 'delayed', abort: 'aborted' }
 
 /** Body bytes each frontend message's head needs (0: none: its type is enough). */
 function frontCapture(type: number): number {
@@ -233,22 +233,8 @@ class PgLink {
   /** Match, ask and draw every PostgreSQL fault for one query. */
   #decide(q: PgQuery): Plan | null {
     let plan: Plan | null = null
-    for (const f of this.host.owner.faults) {
-      const b = f.behavior
-      if (!b.query || (f.only !== undefined && !f.only(this.host.client.address))) continue
-      if (!pgMatcherOf(f.attributes)(q)) continue
-      let a: PgAction | null
-      try {
-        a = b.query(f.attributes as never, q, this.#ctx)
-      } catch (err) {
-        this.host.log.warn({ err, toxic: f.name, link: this.host.id }, 'postgres behavior failed')
-        continue
-      }
-      if (!a || !f.decide(this.host.random)) continue
-      this.host.applied(f, q.index, a.action === 'abort' ? (a.mode === 'rst' ? 'reset' : a.mode === 'fin' ? 'closed' : 'silenced') : ACTED[a.action])
-      plan ??= { error: null, delay: 0, abort: null, faults: [] }
-      addAction(plan, a, f)
-    }
+    forEachHit<PgQuery, PgAction>(this.host, q.index, f => f.behavior.query, pgMatcherOf, () => q, this.#ctx,
+      (a, f) => addAction(plan ??= { error: null, delay: 0, abort: null, faults: [] }, a, f))
     return plan
   }
 

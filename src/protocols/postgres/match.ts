@@ -1,6 +1,7 @@
 // Query matching for PostgreSQL faults: `attributes.match` compiled once per attributes object.
 import type { PgMatch, PgQuery } from '../../faults/behavior.js'
 import { cidrList, inList } from '../cidr.js'
+import { matchCompiler } from '../message-faults.js'
 
 export type PgMatcher = (q: PgQuery) => boolean
 
@@ -39,24 +40,8 @@ function compile(spec: PgMatch | undefined): PgMatcher {
   return q => tests.every(t => t(q))
 }
 
+const compiler = matchCompiler<PgMatch, PgQuery>(compile)
 /** A message for InvalidAttributesError, or undefined if the spec compiles. */
-export function checkPgMatch(spec: unknown): string | undefined {
-  try {
-    compile(spec as PgMatch | undefined)
-    return undefined
-  } catch (err) {
-    return (err as Error).message
-  }
-}
-
-const cache = new WeakMap<object, PgMatcher>()
-
-/** The matcher of a fault's attributes, compiled once (attributes are frozen and replaced on update). */
-export function pgMatcherOf(attributes: Readonly<Record<string, unknown>>): PgMatcher {
-  let m = cache.get(attributes)
-  if (!m) {
-    try { m = compile(attributes.match as PgMatch | undefined) } catch { m = () => false }
-    cache.set(attributes, m)
-  }
-  return m
-}
+export const checkPgMatch = compiler.check
+/** The matcher of a fault's attributes, compiled once. */
+export const pgMatcherOf = compiler.of

@@ -7,7 +7,7 @@
 // Replies stop being paired (faults that answer or delay replies no longer apply; commands are no longer
 // journaled) once a SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR or CLIENT REPLY OFF|SKIP is answered: from
 // then on one command may get many replies, or none. RESP3 pushes (`>`) are never paired.
-import type { FaultAction, RedisAction, RedisCommand, Sink, Stage } from '../../faults/behavior.js'
+import type { RedisAction, RedisCommand, Sink, Stage } from '../../faults/behavior.js'
 import type { Fault } from '../../faults/fault.js'
 import type { ProtocolHost, ProtocolLayer } from '../layer.js'
 import type { RedisCommandInfo } from '../../observe/observer.js'
@@ -15,6 +15,7 @@ import { Out } from '../out.js'
 import { MessageStream } from '../message-stream.js'
 import { firstKey, RespScanner, type RespValue } from './resp.js'
 import { redisMatcherOf } from './match.js'
+import { forEachHit } from '../message-faults.js'
 
 /** One command, from its decision until its reply (or coquin's answer) was handed on. */
 interface Pending {
@@ -42,7 +43,6 @@ interface Plan {
   faults: string[]
 }
 
-const ACTED: Record<RedisAction['action'], FaultAction> = { error: 'answered', delay: 'delayed', abort: 'aborted' }
 const PUSH = 0x3e
 /** Commands after which one command may get many replies or none. */
 const UNPAIRING = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR'])
@@ -126,30 +126,14 @@ class RedisLink {
     }
   }
 
-  /** Match, ask and draw every Redis fault for one command (the command's view is made only if a Redis fault is there). */
+  /** Match, ask and draw every Redis fault for one command (its view is made only if a Redis fault is there). */
   #decide(name: string, args: readonly string[], key: string | undefined, index: number): Plan | null {
     let plan: Plan | null = null
-    let cmd: RedisCommand | undefined
-    for (const f of this.host.owner.faults) {
-      const b = f.behavior
-      if (!b.command || (f.only !== undefined && !f.only(this.host.client.address))) continue
-      cmd ??= { name, args, key, db: this.#db, client: this.host.client, link: this.host.id, index }
-      if (!redisMatcherOf(f.attributes)(cmd)) continue
-      let a: RedisAction | null
-      try {
-        a = b.command(f.attributes as never, cmd, this.#ctx)
-      } catch (err) {
-        this.host.log.warn({ err, toxic: f.name, link: this.host.id }, 'redis behavior failed')
-        continue
-      }
-      if (!a) continue
+    forEachHit<RedisCommand, RedisAction>(this.host, index, f => f.behavior.command, redisMatcherOf,
+      () => ({ name, args, key, db: this.#db, client: this.host.client, link: this.host.id, index }), this.#ctx,
+      (a, f) => addAction(plan ??= { answer: null, delayCommand: 0, delayReply: 0, abort: null, faults: [] }, a, f),
       // once replies are no longer paired, nothing can be answered or held in a command's turn
-      if (!this.#answerable && (a.action === 'error' || (a.action === 'delay' && a.phase === 'reply'))) continue
-      if (!f.decide(this.host.random)) continue
-      this.host.applied(f, cmd.index, a.action === 'abort' ? (a.mode === 'rst' ? 'reset' : a.mode === 'fin' ? 'closed' : 'silenced') : ACTED[a.action])
-      plan ??= { answer: null, delayCommand: 0, delayReply: 0, abort: null, faults: [] }
-      addAction(plan, a, f)
-    }
+      a => this.#answerable || !(a.action === 'error' || (a.action === 'delay' && a.phase === 'reply')))
     return plan
   }
 

@@ -1,6 +1,7 @@
 // Command matching for Redis faults: `attributes.match` compiled once per attributes object.
 import type { RedisCommand, RedisMatch } from '../../faults/behavior.js'
 import { cidrList, inList } from '../cidr.js'
+import { matchCompiler } from '../message-faults.js'
 
 export type RedisMatcher = (cmd: RedisCommand) => boolean
 
@@ -48,24 +49,8 @@ function compile(spec: RedisMatch | undefined): RedisMatcher {
   return c => tests.every(t => t(c))
 }
 
+const compiler = matchCompiler<RedisMatch, RedisCommand>(compile)
 /** A message for InvalidAttributesError, or undefined if the spec compiles. */
-export function checkRedisMatch(spec: unknown): string | undefined {
-  try {
-    compile(spec as RedisMatch | undefined)
-    return undefined
-  } catch (err) {
-    return (err as Error).message
-  }
-}
-
-const cache = new WeakMap<object, RedisMatcher>()
-
-/** The matcher of a fault's attributes, compiled once (attributes are frozen and replaced on update). */
-export function redisMatcherOf(attributes: Readonly<Record<string, unknown>>): RedisMatcher {
-  let m = cache.get(attributes)
-  if (!m) {
-    try { m = compile(attributes.match as RedisMatch | undefined) } catch { m = () => false }
-    cache.set(attributes, m)
-  }
-  return m
-}
+export const checkRedisMatch = compiler.check
+/** The matcher of a fault's attributes, compiled once. */
+export const redisMatcherOf = compiler.of
