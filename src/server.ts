@@ -101,7 +101,7 @@ export async function startCoquin(opts: StartOptions = {}): Promise<CoquinServer
     throw err
   }
   if (opts.watch && opts.config) watcher = watchConfig(opts.config, configText!, reg, behaviors, log)
-  log.info({ url: api.url, proxies: reg.proxies.size, seed: reg.seed, version }, 'coquin started')
+  log.info({ url: api.url, dashboard: `${api.url}/ui`, proxies: reg.proxies.size, seed: reg.seed, version }, 'coquin started')
   return { registry: reg, journal, url: api.url, port: new URL(api.url).port ? Number(new URL(api.url).port) : 80, ...(config ? { config } : {}), close }
 }
 
