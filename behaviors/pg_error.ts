@@ -6,7 +6,8 @@ export default defineBehavior({
   notes: 'PostgreSQL proxies only. A simple query is answered with ErrorResponse and ReadyForQuery in its turn; an ' +
     'Execute (extended protocol, matched on its prepared statement\'s SQL) is dropped with what follows it up to Sync, ' +
     'and the error arrives before the server\'s ReadyForQuery for that Sync, as a server\'s would. Inside a transaction ' +
-    'the client is then told the transaction failed (`E`), and a COMMIT is sent as ROLLBACK. `FATAL` closes the ' +
+    'the client is then told the transaction failed (`E`), later statements get 25P02 until it ends, and a COMMIT is ' +
+    'sent as ROLLBACK. `FATAL` closes the ' +
     'connection after the error, as a server shutting down does. Codes clients retry on: `40001` serialization_failure, ' +
     '`40P01` deadlock_detected; failover: `57P01` admin_shutdown (with FATAL), `25006` read_only_sql_transaction, ' +
     '`57P03` cannot_connect_now. toxicity, after and count count matching queries. `stream` is ignored.',

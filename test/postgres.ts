@@ -81,6 +81,8 @@ t.test('postgres mode', { skip: postgresSkip }, async t => {
     await c.query('BEGIN')
     await c.query('UPDATE accounts SET balance = 0 WHERE id = 1')
     await t.rejects(c.query('UPDATE accounts SET balance = 0 WHERE id = 2'), { code: '40001' })
+    await t.rejects(c.query('SELECT 1'), { code: '25P02' }, 'then, as in PostgreSQL, other statements are refused until the transaction ends')
+    await t.rejects(c.query('SELECT $1::int', [1]), { code: '25P02' }, 'in the extended protocol too')
     const commit = await c.query('COMMIT')
     t.equal(commit.command, 'ROLLBACK', 'COMMIT of a failed transaction answers ROLLBACK, as PostgreSQL does')
     t.equal(await balance(direct, 1), 100, 'the first UPDATE was rolled back')

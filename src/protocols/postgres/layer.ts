@@ -13,8 +13,9 @@
 //  - an Execute: dropped with every message after it up to Sync (a server skips them after an error too); the
 //    Sync goes on, and the ErrorResponse is put just before the server's ReadyForQuery for that Sync.
 //  - inside a transaction the ReadyForQuery says `E` (failed), as the server's would; until the client rolls
-//    back, coquin reports the transaction as failed, and a COMMIT (simple query) is sent as ROLLBACK, so that
-//    nothing of a transaction the client saw fail is committed.
+//    back, coquin reports the transaction as failed, answers other statements with 25P02 (current transaction
+//    is aborted), and sends a COMMIT (simple query) as ROLLBACK, so that nothing of a transaction the client
+//    saw fail is committed.
 //  - FATAL: ErrorResponse, then the link closes (as a server terminating a connection does, 57P01).
 import type { PgAction, PgQuery, Sink, Stage } from '../../faults/behavior.js'
 import type { Fault } from '../../faults/fault.js'
@@ -32,6 +33,12 @@ import {
 const Q = 0x51, P = 0x50, B = 0x42, E = 0x45, S = 0x53, Z = 0x5a, C = 0x43, I = 0x49, PS = 0x73
 /** Prepared statements and portals kept per link (a client that never closes them must not grow memory). */
 const MAX_NAMES = 4096
+/** Statements a failed transaction accepts (the others get 25P02). */
+const ENDS_TRANSACTION = new Set(['ROLLBACK', 'ABORT', 'COMMIT', 'END'])
+const IN_FAILED_TRANSACTION: Plan = {
+  error: { code: '25P02', message: 'current transaction is aborted, commands ignored until end of transaction block', severity: 'ERROR' },
+  delay: 0, abort: null, faults: [],
+}
 /** Characters of a query kept in the journal. */
 const JOURNAL_SQL = 200
 
@@ -188,7 +195,9 @@ class PgLink {
     const index = this.#count++
     const statement = statementOf(sql)
     const q: PgQuery = { sql, statement, database: this.#database, user: this.#user, client: this.host.client, link: this.host.id, index }
-    const plan = this.#decide(q)
+    // In a transaction coquin failed, the server (which saw no error) would run what follows: answer as
+    // PostgreSQL does in a failed transaction until the client ends it.
+    const plan = this.#failedTx && !ENDS_TRANSACTION.has(statement) ? IN_FAILED_TRANSACTION : this.#decide(q)
     const when = this.host.observer.pgQuery ? this.host.clock.now() : 0
     const base = { index, statement, sql: sql.slice(0, JOURNAL_SQL), at: when, faults: plan?.faults ?? [] }
     if (plan?.abort) {
