@@ -72,9 +72,9 @@ export async function httpBackend(
   return state
 }
 
-/** An embedded coquin (registry + control API on 127.0.0.1:0) and a typed client for it. */
-export async function withCoquin(t: T): Promise<{ server: CoquinServer; coquin: Coquin }> {
-  const server = await startCoquin({ port: 0 })
+/** An embedded coquin (registry + control API on 127.0.0.1:0) and a typed client for it; `seed` replays every draw. */
+export async function withCoquin(t: T, opts: { seed?: number } = {}): Promise<{ server: CoquinServer; coquin: Coquin }> {
+  const server = await startCoquin({ port: 0, ...opts })
   t.teardown(() => server.close())
   return { server, coquin: new Coquin(server.url) }
 }
