@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { once } from 'node:events'
 import pg from 'pg'
+import { createRequire } from 'node:module'
 import { startCoquin } from '../src/index.js'
 import { Coquin, type JournalEvent, type PgQueryEvent } from '../src/client/index.js'
 import { findExecutable, pgBinDirs, postgresServer, postgresSkip } from './helpers/servers.js'
@@ -200,4 +201,38 @@ t.test('postgres mode', { skip: postgresSkip }, async t => {
     const events = await proxy.waitForEvents({ type: 'protocol_fallback' }, e => e.length > 0)
     t.match(events, [{ protocol: 'postgres', stream: 'upstream' }])
   })
+})
+
+t.test('postgres mode, on the wire: a pipelined batch with one Execute answered by coquin stays in step', { skip: postgresSkip }, async t => {
+  // node-postgres' own wire library (its CommonJS build: the ESM one cannot load under tap's loader)
+  const { serialize, parse } = createRequire(import.meta.url)('pg-protocol') as typeof import('pg-protocol')
+  const { proxy } = await setup(t)
+  await proxy.addFault({ name: 'serial', type: 'pg_error', attributes: { match: { query: 'balance - ' } } })
+  const s = net.connect(proxy.port, '127.0.0.1')
+  t.teardown(() => s.destroy())
+  await once(s, 'connect')
+  const seen: string[] = []
+  let readyCount = 0
+  const waiters: [number, () => void][] = []
+  /** Resolves once n ReadyForQuery have arrived since the connection began. */
+  const readyAt = (n: number) => new Promise<void>(resolve => { if (readyCount >= n) resolve(); else waiters.push([n, resolve]) })
+  void parse(s, msg => {
+    const m = msg as { name: string; code?: string; status?: string; text?: string }
+    seen.push(m.name === 'error' ? `error ${m.code}` : m.name === 'readyForQuery' ? `ready ${m.status}` : m.name === 'commandComplete' ? `complete ${m.text}` : m.name)
+    if (m.name === 'readyForQuery') { readyCount++; for (const [n, resolve] of waiters) if (readyCount >= n) resolve() }
+  })
+  s.write(serialize.startup({ user: 'postgres', database: 'postgres' }))
+  await within(readyAt(1), 5000, 'the login')
+  seen.length = 0
+  // three statements, each Parse/Bind/Execute/Sync, sent in one write; the second one is answered by coquin
+  const batch = (sql: string) => Buffer.concat([serialize.parse({ text: sql }), serialize.bind({}), serialize.execute({}), serialize.sync()])
+  s.write(Buffer.concat([
+    batch('SELECT 1'), batch('UPDATE accounts SET balance = balance - 1 WHERE id = 1'), batch('UPDATE accounts SET balance = balance + 1 WHERE id = 2'),
+  ]))
+  await within(readyAt(4), 5000, 'three ReadyForQuery')
+  t.same(seen, [
+    'parseComplete', 'bindComplete', 'dataRow', 'complete SELECT 1', 'ready I',
+    'parseComplete', 'bindComplete', 'error 40001', 'ready I',
+    'parseComplete', 'bindComplete', 'complete UPDATE 1', 'ready I',
+  ], 'every answer in its place: the server answers Parse and Bind, coquin the Execute, the server the Sync')
 })
