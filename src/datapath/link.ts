@@ -64,20 +64,36 @@ class Node implements Sink {
   end(): void { if (!this.gotEnd) { this.gotEnd = true; this.stage.end() } }
 }
 
+/** A direction's destination socket as a Sink. */
+class DestinationSink implements Sink {
+  constructor(readonly d: Direction) {}
+  write(chunk: Buffer): void { this.d.toDestination(chunk) }
+  end(): void { if (!this.d.dst.destroyed) this.d.dst.end() }
+}
+
+/** What follows a direction's protocol stage: its first fault's stage, or its destination. */
+class RestSink implements Sink {
+  constructor(readonly d: Direction) {}
+  write(chunk: Buffer): void { (this.d.head ?? this.d.sink).write(chunk) }
+  end(): void { (this.d.head ?? this.d.sink).end() }
+}
+
 class Direction {
   readonly nodes: Node[] = []
   head: Sink | null = null
   /** The protocol layer's stage (src/protocols/), first on the chain for the link's life; faults' stages follow it. */
   fixed: Stage | null = null
-  /** Where the protocol stage hands on: the first fault's stage, or the destination. */
-  readonly rest: Sink = { write: c => (this.head ?? this.sink).write(c), end: () => (this.head ?? this.sink).end() }
+  /** Where the protocol stage hands on: the first fault's stage, or the destination (made for protocol links only). */
+  get rest(): Sink { return new RestSink(this) }
   bytes = 0
-  readonly sink: Sink
-  constructor(readonly link: Link, readonly name: Stream, readonly src: net.Socket, readonly dst: net.Socket) {
-    this.sink = {
-      write: c => { if (!dst.destroyed) this.#write(c); this.check() },
-      end: () => { if (!dst.destroyed) dst.end() },
-    }
+  /** The destination as a Sink, for the last stage. A small object with prototype methods, not closures: every link has two. */
+  readonly sink: Sink = new DestinationSink(this)
+  constructor(readonly link: Link, readonly name: Stream, readonly src: net.Socket, readonly dst: net.Socket) {}
+
+  /** DestinationSink's write: to the socket unless it is gone, then backpressure. */
+  toDestination(chunk: Buffer): void {
+    if (!this.dst.destroyed) this.#write(chunk)
+    this.check()
   }
 
   readonly onData = (chunk: Buffer): void => {
@@ -108,16 +124,16 @@ class Direction {
     if (!this.#corked && chunk.length >= CORK_MIN_BYTES) {
       this.#corked = true
       this.dst.cork()
-      setImmediate(this.#uncork)
+      setImmediate(this.#uncork ??= () => {       // made on the first large chunk: most links never cork
+        this.#corked = false
+        if (!this.dst.destroyed) this.dst.uncork()
+      })
     }
     this.dst.write(chunk)
   }
 
   #corked = false
-  readonly #uncork = (): void => {
-    this.#corked = false
-    if (!this.dst.destroyed) this.dst.uncork()
-  }
+  #uncork: (() => void) | undefined
 
   readonly onDrain = (): void => {
     if (this.fixed === null && this.head === null) this.src.resume()
@@ -229,8 +245,9 @@ export class Link {
     this.down = new Direction(this, 'downstream', this.upstream, client)
     client.on('error', err => this.#onError('client', err))
     this.upstream.on('error', err => this.#onError('upstream', err))
-    client.on('close', () => this.#onSocketClose())
-    this.upstream.on('close', () => this.#onSocketClose())
+    const onClose = () => this.#onSocketClose()
+    client.on('close', onClose)
+    this.upstream.on('close', onClose)
     client.on('data', this.up.onData)
     this.upstream.on('data', this.down.onData)
     client.on('end', () => {
