@@ -124,16 +124,16 @@ class Direction {
     if (!this.#corked && chunk.length >= CORK_MIN_BYTES) {
       this.#corked = true
       this.dst.cork()
-      setImmediate(this.#uncork ??= () => {       // made on the first large chunk: most links never cork
-        this.#corked = false
-        if (!this.dst.destroyed) this.dst.uncork()
-      })
+      setImmediate(this.#uncork)
     }
     this.dst.write(chunk)
   }
 
   #corked = false
-  #uncork: (() => void) | undefined
+  readonly #uncork = (): void => {
+    this.#corked = false
+    if (!this.dst.destroyed) this.dst.uncork()
+  }
 
   readonly onDrain = (): void => {
     if (this.fixed === null && this.head === null) this.src.resume()
