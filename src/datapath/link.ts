@@ -8,7 +8,7 @@ import type { Fault } from '../faults/fault.js'
 import type { Logger } from '../core/log.js'
 import type { Observer } from '../observe/observer.js'
 import type { Random } from '../core/random.js'
-import type { FaultAction, LinkView, Sink, Stage, Stream } from '../faults/behavior.js'
+import type { FaultAction, LinkView, Sink, Stage, StageAction, Stream } from '../faults/behavior.js'
 import type { HttpFallbackPolicy } from '../protocols/http/index.js'
 import { layerOf, type Protocol, type ProtocolHost } from '../protocols/index.js'
 import { rawSocket, rememberRaw, type ProxyTls } from './tls.js'
@@ -52,16 +52,23 @@ class Node implements Sink {
   stage!: Stage
   gotEnd = false
   passedEnd = false
-  readonly out: Sink
+  /** Where the stage hands on: whatever follows this node now (it changes as faults come and go). */
+  readonly out: Sink = new NodeOut(this)
   constructor(readonly fault: Fault, target: Sink) {
     this.target = target
-    this.out = {
-      write: c => this.target.write(c),
-      end: () => { if (!this.passedEnd) { this.passedEnd = true; this.target.end() } },
-    }
   }
   write(chunk: Buffer): void { this.stage.write(chunk) }
   end(): void { if (!this.gotEnd) { this.gotEnd = true; this.stage.end() } }
+}
+
+/** A node's output as a Sink (a small object with prototype methods: a faulted link has one per stage). */
+class NodeOut implements Sink {
+  constructor(readonly node: Node) {}
+  write(chunk: Buffer): void { this.node.target.write(chunk) }
+  end(): void {
+    const n = this.node
+    if (!n.passedEnd) { n.passedEnd = true; n.target.end() }
+  }
 }
 
 /** A direction's destination socket as a Sink. */
@@ -421,32 +428,7 @@ export class Link {
   }
 
   #view(fault: Fault, stream: Stream): LinkView {
-    const proxy = this.owner.name
-    const observer = this.owner.observer
-    const acted = this.#actedBy(fault, stream)
-    let dropped = false
-    let corrupted = false
-    return {
-      id: this.id,
-      stream,
-      log: this.log,
-      clock: this.clock,
-      random: this.owner.random,
-      lastActivity: () => this.lastActive,
-      reset: () => { acted('reset'); this.reset(fault.type) },
-      close: () => { acted('closed'); this.close(fault.type) },
-      silence: () => { acted('silenced'); this.silence(fault.type) },
-      forget: () => { acted('silenced'); this.silence(fault.type, () => acted('reset')) },
-      dropped: n => {
-        if (!dropped) { dropped = true; acted('dropped') }
-        observer.bytesDropped(proxy, stream, n)
-      },
-      corrupted: n => {
-        if (!corrupted) { corrupted = true; acted('corrupted') }
-        observer.bytesCorrupted(proxy, stream, n)
-      },
-      acted,
-    }
+    return new StageView(this, fault, stream, this.#actedBy(fault, stream))
   }
 
   /**
@@ -665,4 +647,40 @@ function endThenDestroy(s: net.Socket, clock: Clock): void {
   const timer = clock.setTimeout(() => destroySocket(s), CLOSE_GRACE_MS)
   s.once('close', () => timer.cancel())
   s.end(() => destroySocket(s))
+}
+
+/**
+ * What a fault's stage sees of its link (the SDK's LinkView): a small object with prototype methods, one per
+ * stage, rather than a bag of closures. Behaviors call these as methods (`link.reset()`).
+ */
+class StageView implements LinkView {
+  readonly id: number
+  readonly log: Logger
+  readonly clock: Clock
+  readonly random: Random
+  readonly #link: Link
+  readonly #fault: Fault
+  #dropped = false
+  #corrupted = false
+  constructor(link: Link, fault: Fault, readonly stream: Stream, readonly acted: (action: StageAction) => void) {
+    this.#link = link
+    this.#fault = fault
+    this.id = link.id
+    this.log = link.log
+    this.clock = link.clock
+    this.random = link.owner.random
+  }
+  lastActivity(): number { return this.#link.lastActive }
+  reset(): void { this.acted('reset'); this.#link.reset(this.#fault.type) }
+  close(): void { this.acted('closed'); this.#link.close(this.#fault.type) }
+  silence(): void { this.acted('silenced'); this.#link.silence(this.#fault.type) }
+  forget(): void { this.acted('silenced'); this.#link.silence(this.#fault.type, () => this.acted('reset')) }
+  dropped(n: number): void {
+    if (!this.#dropped) { this.#dropped = true; this.acted('dropped') }
+    this.#link.owner.observer.bytesDropped(this.#link.owner.name, this.stream, n)
+  }
+  corrupted(n: number): void {
+    if (!this.#corrupted) { this.#corrupted = true; this.acted('corrupted') }
+    this.#link.owner.observer.bytesCorrupted(this.#link.owner.name, this.stream, n)
+  }
 }

@@ -21,7 +21,7 @@ export interface Sink {
   end(): void
 }
 
-/** What a stage may see and do of its link. */
+/** What a stage may see and do of its link. Call its functions as methods (`link.reset()`), not detached. */
 export interface LinkView {
   readonly id: number
   readonly stream: Stream
