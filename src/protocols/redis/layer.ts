@@ -13,7 +13,7 @@ import type { ProtocolHost, ProtocolLayer } from '../layer.js'
 import type { RedisCommandInfo } from '../../observe/observer.js'
 import { Out } from '../out.js'
 import { MessageStream } from '../message-stream.js'
-import { firstKey, RespScanner, type RespValue } from './resp.js'
+import { firstKey, firstWord, RespScanner, type RespValue } from './resp.js'
 import { redisMatcherOf } from './match.js'
 import { forEachHit } from '../message-faults.js'
 
@@ -187,7 +187,7 @@ class RedisLink {
       this.#shift()
       if (p.delayReply > 0) this.down.delay(p.delayReply)
       this.down.write(p.answer)
-      this.#event(p, firstWord(p.answer), 'coquin')
+      this.#event(p, firstWord(p.answer.toString('latin1', 1, p.answer.length - 2)), 'coquin')
       p = this.#pending[this.#head]
     }
   }
@@ -241,11 +241,6 @@ function addAction(plan: Plan, a: RedisAction, f: Fault): void {
   }
 }
 
-function firstWord(answer: Buffer): string {
-  const s = answer.toString('latin1', 1, Math.min(answer.length - 2, 65))
-  const sp = s.indexOf(' ')
-  return sp < 0 ? s : s.slice(0, sp)
-}
 
 export const redisLayer: ProtocolLayer = {
   name: 'redis',

@@ -303,7 +303,8 @@ function lengthOf(b: Buffer, s: number, e: number): number | undefined {
   return negative ? -n : n
 }
 
-function firstWord(s: string): string {
+/** An error reply's code: its first word (at most 64 characters). */
+export function firstWord(s: string): string {
   const sp = s.search(/[ \r\n]/)
   return (sp < 0 ? s : s.slice(0, sp)).slice(0, 64)
 }
