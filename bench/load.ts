@@ -159,7 +159,11 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 }
 
-export interface Churn { rate: number; errors: number; firstError: string | undefined }
+export interface Churn {
+  rate: number; errors: number; firstError: string | undefined
+  /** Connections completed in all, warm-up and the loops' last ones included (for CPU per connection). */
+  total: number
+}
 
 /**
  * Connection churn: `workers` loops, each connecting, sending 64 B, reading the echo and closing (the
@@ -191,17 +195,18 @@ export async function churn(port: number, workers: number, warmMs: number, durMs
     })
   })
   const loops = Array.from({ length: workers }, async () => { while (running) await once64() })
+  let rate: number
   try {
     await sleep(warmMs)
     const d0 = done
     const t0 = performance.now()
     await sleep(durMs)
-    const rate = (done - d0) / ((performance.now() - t0) / 1000)
-    return { rate, errors, firstError }
+    rate = (done - d0) / ((performance.now() - t0) / 1000)
   } finally {
     running = false
     await Promise.all(loops)
   }
+  return { rate, errors, firstError, total: done }
 }
 
 /**

@@ -1,4 +1,4 @@
-// Worker process running one proxy under test, alone on its event loop: `pipe` (the baseline),
+// Worker process running one proxy under test, alone on its event loop: `pipe` and `bare` (the baselines),
 // `coquin` (no fault) or `coquin-fault` (latency 0 on both streams, toxicity 1), each in front of every
 // upstream server; or, in front of the HTTP server only, `coquin-http` (`protocol: http`, no fault) or
 // `coquin-http-status` (protocol http with an `http_status` fault that matches every request, at
@@ -14,11 +14,11 @@ import { pathToFileURL } from 'node:url'
 import type { FaultSpec } from '../src/faults/fault.js'
 import type * as Server from '../src/server.js'
 import type * as Log from '../src/core/log.js'
-import { startPipeProxy } from './pipe-proxy.js'
+import { startBareProxy, startPipeProxy } from './pipe-proxy.js'
 import { collectGarbage, serve } from './ipc.js'
 
-export type ProxyKind = 'pipe' | 'coquin' | 'coquin-before' | 'coquin-fault' | 'coquin-http' | 'coquin-http-status'
-const KINDS: readonly ProxyKind[] = ['pipe', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+export type ProxyKind = 'bare' | 'pipe' | 'coquin' | 'coquin-before' | 'coquin-fault' | 'coquin-http' | 'coquin-http-status'
+const KINDS: readonly ProxyKind[] = ['bare', 'pipe', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
 /** Kinds that speak HTTP: they only proxy the `http` upstream. */
 const HTTP_ONLY: readonly ProxyKind[] = ['coquin-http', 'coquin-http-status']
 
@@ -43,8 +43,8 @@ async function start(upstreams: Record<string, number>): Promise<Record<string, 
   const http = HTTP_ONLY.includes(kind)
   for (const [name, port] of Object.entries(upstreams)) {
     if (http && name !== 'http') continue
-    if (kind === 'pipe') {
-      const p = await startPipeProxy({ host: '127.0.0.1', port })
+    if (kind === 'pipe' || kind === 'bare') {
+      const p = await (kind === 'pipe' ? startPipeProxy : startBareProxy)({ host: '127.0.0.1', port })
       counters.push(p.connections)
       ports[name] = p.port
     } else {

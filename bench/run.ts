@@ -26,16 +26,16 @@ import type { ProxyKind } from './proxy-worker.js'
 
 type Kind = ProxyKind | 'haproxy'
 type Target = 'direct' | Kind
-const ALL_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
+const ALL_TARGETS: readonly Target[] = ['direct', 'bare', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault', 'coquin-http', 'coquin-http-status']
 /** Targets that carry any TCP stream (the HTTP-mode proxies carry HTTP only). */
-const ALL_TCP_TARGETS: readonly Target[] = ['direct', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault']
+const ALL_TCP_TARGETS: readonly Target[] = ['direct', 'bare', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault']
 const LABEL: Record<Target, string> = {
-  direct: 'direct', pipe: 'pipe proxy', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'coquin before', 'coquin-fault': 'coquin + latency 0',
+  direct: 'direct', bare: 'Node floor', pipe: 'pipe proxy', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'coquin before', 'coquin-fault': 'coquin + latency 0',
   'coquin-http': 'coquin http', 'coquin-http-status': 'coquin http + http_status 0',
 }
 /** Short names for the ratio columns. */
 const SHORT: Record<Target, string> = {
-  direct: 'direct', pipe: 'pipe', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'before', 'coquin-fault': 'coquin + lat. 0',
+  direct: 'direct', bare: 'floor', pipe: 'pipe', haproxy: 'HAProxy', coquin: 'coquin', 'coquin-before': 'before', 'coquin-fault': 'coquin + lat. 0',
   'coquin-http': 'coquin http', 'coquin-http-status': 'http + status 0',
 }
 
@@ -138,7 +138,7 @@ if (BEFORE !== undefined) process.env['COQUIN_BEFORE'] = BEFORE
 const present = (t: Target) => (t !== 'haproxy' || haproxy.path !== undefined) && (t !== 'coquin-before' || BEFORE !== undefined)
 const TARGETS = ALL_TARGETS.filter(present)
 const TCP_TARGETS = ALL_TCP_TARGETS.filter(present)
-const MEM_TARGETS: readonly Kind[] = (['pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault'] as const).filter(present)
+const MEM_TARGETS: readonly Kind[] = (['bare', 'pipe', 'haproxy', 'coquin', 'coquin-before', 'coquin-fault'] as const).filter(present)
 
 // Metrics --------------------------------------------------------------------------------------------
 
@@ -156,6 +156,7 @@ const METRICS: readonly Metric[] = [
   { key: 'churn.rate', label: `churn: connect, 64 B echo, close; ${CHURN_WORKERS} loops`, unit: 'connections/s', direct: true },
   { key: 'http50.rate', label: 'HTTP keep-alive GET, 50 conns', unit: 'requests/s', direct: true },
   { key: 'mem.rss', label: `RSS per idle link (${LINKS.toLocaleString('en-US')} links)`, unit: 'KiB', direct: false },
+  { key: 'mem.marginal', label: `RSS per idle link, marginal (links ${(Math.floor(LINKS / 2) + 1).toLocaleString('en-US')}–${LINKS.toLocaleString('en-US')})`, unit: 'KiB', direct: false },
   { key: 'mem.heap', label: 'JS heap per idle link', unit: 'KiB', direct: false },
 ]
 
@@ -170,6 +171,16 @@ function record(into: Series, key: string, target: Target, v: number): void {
   let xs = byTarget.get(target)
   if (!xs) byTarget.set(target, xs = [])
   xs.push(v)
+}
+/** Proxy CPU per unit of work, per round: core-time ÷ the scenario's rate (the CPU share includes the warm-up). */
+const cpuPerUnit: Series = new Map()
+const PER_UNIT: Record<string, { rate: string; unit: string; scale: number }> = {
+  bulk1: { rate: 'bulk1', unit: 'CPU s per GB', scale: 1000 },
+  bulk8: { rate: 'bulk8', unit: 'CPU s per GB', scale: 1000 },
+  up1: { rate: 'up1', unit: 'CPU s per GB', scale: 1000 },
+  rtt50: { rate: 'rtt50.rate', unit: 'CPU µs per round trip', scale: 1e6 },
+  churn: { rate: 'churn.rate', unit: 'CPU ms per 1,000 connections', scale: 1e6 },
+  http50: { rate: 'http50.rate', unit: 'CPU µs per request', scale: 1e6 },
 }
 /** coquin-only figures: bulk with faults (MB/s) and bandwidth precision (KB/s), one value per round. */
 const extra = new Map<string, number[]>()
@@ -199,18 +210,27 @@ async function settle(w: Child | undefined): Promise<void> {
 let gcExposed = true
 
 /** RSS (and JS heap) growth of a proxy process per idle link (client + upstream socket), after a full GC. */
-async function measureMemory(w: Child, echoPort: number): Promise<{ rss: number; heap: number | undefined }> {
+/**
+ * Memory per idle link: RSS and JS heap growth over LINKS idle links, after a full GC, divided by LINKS; and
+ * the marginal RSS per link over the second half alone (links LINKS/2 + 1 … LINKS), which leaves out what grows
+ * once rather than per link (V8 sizing its young generation up under the burst of accepts, malloc arenas).
+ */
+async function measureMemory(w: Child, echoPort: number): Promise<{ rss: number; marginal: number; heap: number | undefined }> {
   destroyAll(await openIdle(echoPort, 20)) // warm the accept and connect paths first
   await settle(w)
   const before = await w.request<Stats>('stats')
   gcExposed &&= before.gc
-  const socks = await openIdle(echoPort, LINKS)
+  const half = Math.floor(LINKS / 2)
+  const socks = await openIdle(echoPort, half)
   try {
+    await sleep(100)
+    const mid = await w.request<Stats>('stats', {}, 30_000)
+    socks.push(...await openIdle(echoPort, LINKS - half))
     await sleep(100)
     const after = await w.request<Stats>('stats', {}, 30_000)
     if (after.connections !== LINKS) progress(`  warning: ${w.name} holds ${after.connections} links, expected ${LINKS}`)
     const heap = after.heapUsed === undefined || before.heapUsed === undefined ? undefined : (after.heapUsed - before.heapUsed) / LINKS / 1024
-    return { rss: (after.rss - before.rss) / LINKS / 1024, heap }
+    return { rss: (after.rss - before.rss) / LINKS / 1024, marginal: (after.rss - mid.rss) / (LINKS - half) / 1024, heap }
   } finally {
     destroyAll(socks)
     await settle(w)
@@ -291,17 +311,13 @@ async function runPrecision(w: Child, ports: Servers): Promise<void> {
 
 // The run ----------------------------------------------------------------------------------------------
 
-const WORKER_FILE: Record<Kind, URL> = {
-  pipe: new URL('./proxy-worker.js', import.meta.url), coquin: new URL('./proxy-worker.js', import.meta.url),
-  'coquin-before': new URL('./proxy-worker.js', import.meta.url),
-  'coquin-fault': new URL('./proxy-worker.js', import.meta.url), 'coquin-http': new URL('./proxy-worker.js', import.meta.url),
-  'coquin-http-status': new URL('./proxy-worker.js', import.meta.url), haproxy: new URL('./haproxy-worker.js', import.meta.url),
-}
+const PROXY_WORKER = new URL('./proxy-worker.js', import.meta.url)
+const WORKER_FILE = (k: Kind): URL => k === 'haproxy' ? new URL('./haproxy-worker.js', import.meta.url) : PROXY_WORKER
 
 function startWorker(k: Kind): Child {
   return k === 'haproxy'
-    ? new Child(k, WORKER_FILE[k], [haproxy.path!, String(HAPROXY_MAXCONN)])
-    : new Child(k, WORKER_FILE[k], [k])
+    ? new Child(k, WORKER_FILE(k), [haproxy.path!, String(HAPROXY_MAXCONN)])
+    : new Child(k, WORKER_FILE(k), [k])
 }
 
 async function main(): Promise<void> {
@@ -405,8 +421,9 @@ async function main(): Promise<void> {
           try {
             const m = await measureMemory(w, portsOf.get(k)!.echo)
             record(data, 'mem.rss', k, m.rss)
+            record(data, 'mem.marginal', k, m.marginal)
             if (m.heap !== undefined) record(data, 'mem.heap', k, m.heap)
-            progress(`  ${'idle links'.padEnd(24)} ${LABEL[k].padEnd(20)} ${m.rss.toFixed(1)} KiB RSS/link`)
+            progress(`  ${'idle links'.padEnd(24)} ${LABEL[k].padEnd(20)} ${m.rss.toFixed(1)} KiB RSS/link, ${m.marginal.toFixed(1)} marginal`)
           } catch (err) {
             if (k !== 'haproxy') throw err
             await peerFailed(err)
@@ -424,7 +441,13 @@ async function main(): Promise<void> {
             const wall = performance.now() - start
             const c1 = await w?.request<number>('cpu')
             for (const [k, v] of Object.entries(values)) record(data, k, t, v)
-            if (c0 !== undefined && c1 !== undefined) record(cpu, s.key, t, (c1 - c0) / 1000 / wall * 100)
+            if (c0 !== undefined && c1 !== undefined) {
+              const busy = (c1 - c0) / 1000 / wall   // share of one core
+              record(cpu, s.key, t, busy * 100)
+              const per = PER_UNIT[s.key]
+              const rate = per && values[per.rate]
+              if (per && rate) record(cpuPerUnit, s.key, t, busy * per.scale / rate)
+            }
             const shown = Object.entries(values).map(([k, v]) => `${k} ${fmt(v, unitOf(k))}`).join(', ')
             progress(`  ${s.label.padEnd(24)} ${LABEL[t].padEnd(20)} ${shown}`)
             await settle(w)
@@ -513,7 +536,7 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
   if (metrics.length > 0) {
     const targets = TARGETS.filter(t => metrics.some(m => data.get(m.key)?.has(t)))
     const proxied = targets.filter(t => t !== 'direct')
-    const peers: Target[] = (['haproxy', 'pipe', 'coquin-before'] as const).filter(p => targets.includes(p) && targets.includes('coquin'))
+    const peers: Target[] = (['haproxy', 'pipe', 'bare', 'coquin-before'] as const).filter(p => targets.includes(p) && targets.includes('coquin'))
     lines.push(`| metric | ${targets.map(t => LABEL[t]).join(' | ')} | ${proxied.map(t => `${SHORT[t]} ÷ direct`).join(' | ')}` +
       `${peers.map(p => ` | coquin ÷ ${SHORT[p]}`).join('')} |`)
     lines.push(`|---|${[...targets, ...proxied, ...peers].map(() => '--:').join('|')}|`)
@@ -534,7 +557,9 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
     const notes = [
       `Medians of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}, targets alternating within each. Ratios are figure ÷ figure: ` +
         'for MB/s and per-second figures higher is better, for µs and KiB lower is better; (+N) is the latency added over direct.',
-      '"pipe proxy" is `client.pipe(upstream).pipe(client)` with no tuning; HAProxy runs in TCP mode with one thread and ' +
+      '"Node floor" is the least a Node proxy does per connection (two sockets, a data listener each way, a FIN or close ' +
+        'passed on; no streams piping, no bookkeeping): what coquin could reach at best on Node. ' +
+        '"pipe proxy" is `client.pipe(upstream).pipe(client)` with no tuning; HAProxy runs in TCP mode with one thread and ' +
         'default buffers; "coquin + latency 0" has a `latency` fault with latency 0 on both streams, toxicity 1 (a stage ' +
         'on each direction, no delay).',
       has('http') && '"coquin http" is a `protocol: http` proxy (requests framed, matched and journalled) with no fault; ' +
@@ -545,7 +570,9 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
         '(client first); completed connections per second.',
       has('idle') && 'Per idle link: growth of the proxy process\'s RSS (HAProxy: VmRSS from /proc) ' +
         `after a full GC${gcExposed ? '' : ' (gc was NOT exposed: figures include garbage)'} with ${LINKS.toLocaleString('en-US')} ` +
-        'links open at once, each with one byte echoed; the JS heap row is the part of it in V8\'s heap.',
+        'links open at once, each with one byte echoed; the marginal row is the growth over the second half of them alone ' +
+        '(what one more link costs, without what grows once: V8 sizing its young generation up under the burst of accepts); ' +
+        'the JS heap row is the part in V8\'s heap (live objects after the GC).',
     ]
     lines.push(notes.filter(Boolean).join(' '))
     lines.push('')
@@ -611,6 +638,17 @@ function render(startedAt: Date, loadStart: number[], loadEnd: number[], seconds
       lines.push(`| ${s.label} | ${kinds.map(c).join(' | ')} |`)
     }
     lines.push('')
+    const perScenarios = cpuScenarios.filter(s => cpuPerUnit.has(s.key))
+    if (perScenarios.length > 0) {
+      lines.push('Proxy CPU per unit of work (core time ÷ the scenario\'s rate, median of the rounds; lower is better):', '')
+      lines.push(`| scenario | unit | ${kinds.map(k => LABEL[k]).join(' | ')} |`)
+      lines.push(`|---|---|${kinds.map(() => '--:').join('|')}|`)
+      for (const s of perScenarios) {
+        const c = (t: Target) => { const x = median(cpuPerUnit.get(s.key)?.get(t)); return x === undefined ? '—' : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2) }
+        lines.push(`| ${s.label} | ${PER_UNIT[s.key]!.unit} | ${kinds.map(c).join(' | ')} |`)
+      }
+      lines.push('')
+    }
   }
 
   if (ROUNDS > 1) {

@@ -103,7 +103,8 @@ class Direction {
     this.check()
   }
 
-  readonly onData = (chunk: Buffer): void => {
+  /** A chunk from the source (the link's data listener calls it: a method, not a closure per direction). */
+  onData(chunk: Buffer): void {
     this.bytes += chunk.length
     this.link.lastActive = this.link.clock.now()
     const head = this.fixed ?? this.head
@@ -118,7 +119,8 @@ class Direction {
     this.check()
   }
 
-  readonly onEnd = (): void => { (this.fixed ?? this.head ?? this.sink).end() }
+  /** The source sent its FIN: it goes down the chain like data (a method: the link's one end listener calls it). */
+  end(): void { (this.fixed ?? this.head ?? this.sink).end() }
 
   /**
    * Writes to the destination. A large chunk (bulk data) corks the destination until the event loop's check
@@ -131,18 +133,19 @@ class Direction {
     if (!this.#corked && chunk.length >= CORK_MIN_BYTES) {
       this.#corked = true
       this.dst.cork()
-      setImmediate(this.#uncork)
+      setImmediate(uncork, this)
     }
     this.dst.write(chunk)
   }
 
   #corked = false
-  readonly #uncork = (): void => {
-    this.#corked = false
-    if (!this.dst.destroyed) this.dst.uncork()
+  /** The check phase after a cork (a function given the direction, not a closure made per link). */
+  static uncork(d: Direction): void {
+    d.#corked = false
+    if (!d.dst.destroyed) d.dst.uncork()
   }
 
-  readonly onDrain = (): void => {
+  onDrain(): void {
     if (this.fixed === null && this.head === null) this.src.resume()
     else this.check()
   }
@@ -206,6 +209,8 @@ class Direction {
   }
 }
 
+const uncork = Direction.uncork
+
 /**
  * A link's life: `connecting` (the upstream connect is under way, or delayed by a fault) → `open`; a connect
  * fault may make it `hanging` (the client is held, no upstream ever); an open link may be `silenced` (a fault
@@ -221,6 +226,9 @@ const TRANSITIONS: Record<LinkState, readonly LinkState[]> = {
 }
 
 let nextId = 1
+
+/** What the client sent while its upstream connect is delayed (held), whether it sent FIN, and the listener reading it. */
+interface Early { chunks: Buffer[]; bytes: number; ended: boolean; onData: (chunk: Buffer) => void }
 
 export class Link {
   readonly id = nextId++
@@ -238,10 +246,14 @@ export class Link {
   /** Which side sent the first FIN: names the reason of a clean close. */
   #firstEnd: 'client_close' | 'upstream_close' | undefined
   #closedSockets = 0
+  /** Both sockets' data listener (taken off the client while its upstream connect is delayed). */
+  readonly #onData: (this: net.Socket, chunk: Buffer) => void
   #connectTimer: Timer | undefined
   #connectStarted = 0
-  /** Faults applied on this link: their stages, one per direction they act on. */
-  readonly applied = new Map<Fault, Node[]>()
+  /** Faults applied on this link: their stages, one per direction they act on. Made on the first (most links have none). */
+  #applied: Map<Fault, Node[]> | undefined
+  get applied(): ReadonlyMap<Fault, readonly Node[]> { return this.#applied ?? NONE_APPLIED }
+  #setApplied(fault: Fault, nodes: Node[]): void { (this.#applied ??= new Map()).set(fault, nodes) }
 
   constructor(readonly owner: LinkOwner, readonly client: net.Socket) {
     this.log = owner.log
@@ -250,21 +262,25 @@ export class Link {
     this.upstream = this.#upstreamSocket()
     this.up = new Direction(this, 'upstream', client, this.upstream)
     this.down = new Direction(this, 'downstream', this.upstream, client)
-    client.on('error', err => this.#onError('client', err))
-    this.upstream.on('error', err => this.#onError('upstream', err))
+    // One listener per event for both sockets, telling them apart by `this`: a few closures per link, not per direction.
+    const link = this
+    const up = this.up
+    const down = this.down
+    const onError = function (this: net.Socket, err: NodeJS.ErrnoException) { link.#onError(this === client ? 'client' : 'upstream', err) }
+    const onEnd = function (this: net.Socket) { link.#onEnd(this === client) }
     const onClose = () => this.#onSocketClose()
+    const onData = this.#onData = function (this: net.Socket, chunk: Buffer) { (this === client ? up : down).onData(chunk) }
+    const onDrain = function (this: net.Socket) { (this === client ? down : up).onDrain() }
+    client.on('error', onError)
+    this.upstream.on('error', onError)
     client.on('close', onClose)
     this.upstream.on('close', onClose)
-    client.on('data', this.up.onData)
-    this.upstream.on('data', this.down.onData)
-    client.on('end', () => {
-      this.#firstEnd ??= 'client_close'
-      if (this.#early) this.#early.ended = true
-      else this.up.onEnd()
-    })
-    this.upstream.on('end', () => { this.#firstEnd ??= 'upstream_close'; this.down.onEnd() })
-    client.on('drain', this.down.onDrain)
-    this.upstream.on('drain', this.up.onDrain)
+    client.on('data', onData)
+    this.upstream.on('data', onData)
+    client.on('end', onEnd)
+    this.upstream.on('end', onEnd)
+    client.on('drain', onDrain)
+    this.upstream.on('drain', onDrain)
     const layer = layerOf(owner.protocol)
     if (layer) {
       const stages = layer.create(this.#protocolHost(), { upstream: this.up.rest, downstream: this.down.rest })
@@ -287,6 +303,14 @@ export class Link {
     })
     rememberRaw(secure, raw)
     return secure
+  }
+
+  /** A socket sent its FIN: the first one names a clean close; it goes on down its direction. */
+  #onEnd(fromClient: boolean): void {
+    this.#firstEnd ??= fromClient ? 'client_close' : 'upstream_close'
+    if (!fromClient) this.down.end()
+    else if (this.#early) this.#early.ended = true
+    else this.up.end()
   }
 
   /** Upstream TLS: the TCP connection is up (a failure from here on is the handshake's). */
@@ -363,7 +387,7 @@ export class Link {
         if (act.action === 'hang') { acted('hung'); this.#hang(f); return }
         acted('delayed')
         delay = Math.max(delay, act.ms)
-        this.applied.set(f, [])
+        this.#setApplied(f, [])
       } else {
         this.apply(f)
       }
@@ -385,7 +409,7 @@ export class Link {
       dir.add(node)
       nodes.push(node)
     }
-    this.applied.set(fault, nodes)
+    this.#setApplied(fault, nodes)
     this.owner.observer.faultApplied(this.owner.name, fault, this)
   }
 
@@ -401,14 +425,14 @@ export class Link {
       dir.replace(old, node)
       fresh.push(node)
     }
-    if (!this.closed) this.applied.set(fault, fresh)
+    if (!this.closed) this.#setApplied(fault, fresh)
   }
 
   /** The fault was removed: its stages hand on what they hold and leave the chain. */
   unapply(fault: Fault): void {
     const nodes = this.applied.get(fault)
     if (!nodes) return
-    this.applied.delete(fault)
+    this.#applied!.delete(fault)
     if (this.state === 'hanging' && nodes.length === 0) { this.close(fault.type); return }   // the hang itself went
     if (this.state === 'silenced') return
     for (const n of nodes) if (!this.closed) this.#directionOf(n).remove(n)
@@ -452,7 +476,7 @@ export class Link {
 
   #hang(fault: Fault): void {
     this.#to('hanging')
-    this.applied.set(fault, [])
+    this.#setApplied(fault, [])
     // Read and discard what the client sends, so that its FIN or RST is seen and the link ends.
     this.client.removeAllListeners('data')
     this.client.removeAllListeners('end')
@@ -461,7 +485,7 @@ export class Link {
   }
 
   /** While the upstream connect is delayed: what the client sent (held here), and whether it sent FIN. */
-  #early: { chunks: Buffer[]; bytes: number; ended: boolean } | undefined
+  #early: Early | undefined
 
   /**
    * Read the client while its upstream connect is delayed, so that its leaving (RST, or FIN then close)
@@ -469,14 +493,13 @@ export class Link {
    * (then the client is paused), and handed on in order once the upstream is connected.
    */
   #readEarly(): void {
-    this.#early = { chunks: [], bytes: 0, ended: false }
-    this.client.off('data', this.up.onData)
-    this.client.on('data', this.#onEarlyData)
+    const early: Early = this.#early = { chunks: [], bytes: 0, ended: false, onData: chunk => this.#onEarlyData(early, chunk) }
+    this.client.off('data', this.#onData)
+    this.client.on('data', early.onData)
     this.client.resume()
   }
 
-  readonly #onEarlyData = (chunk: Buffer): void => {
-    const early = this.#early!
+  #onEarlyData(early: Early, chunk: Buffer): void {
     early.chunks.push(chunk)
     early.bytes += chunk.length
     if (early.bytes > HIGH_WATER) this.client.pause()
@@ -487,10 +510,10 @@ export class Link {
     const early = this.#early
     if (!early) return
     this.#early = undefined
-    this.client.off('data', this.#onEarlyData)
-    this.client.on('data', this.up.onData)
+    this.client.off('data', early.onData)
+    this.client.on('data', this.#onData)
     for (const chunk of early.chunks) if (!this.closed) this.up.onData(chunk)
-    if (early.ended && !this.closed) this.up.onEnd()
+    if (early.ended && !this.closed) this.up.end()
   }
 
   #connect(): void {
@@ -624,6 +647,8 @@ export class Link {
   }
   get faultNames(): string[] { return [...this.applied.keys()].map(f => f.name) }
 }
+
+const NONE_APPLIED: ReadonlyMap<Fault, readonly Node[]> = new Map()
 
 /** RST, where there is a TCP connection to reset (under TLS: the TCP socket beneath). */
 function resetSocket(s: net.Socket): void {
