@@ -8,8 +8,11 @@
 //   registry-journal  … with the journal only;  registry-metrics  … with the metrics only
 //   coquin            coquin as `coquin serve` runs it (journal, metrics, logs)
 //   before            coquin built in COQUIN_BEFORE=DIR (a before/after of a change)
+// Workloads: `churn` (per connection: connect, 64 B echo, close; measured and warm-up in connections) or
+// `bulk` (per MB of one download through the proxy; measured and warm-up in MB). TOP=N also lists the N
+// functions of the main thread with the most instructions (Node's C++ and libc by name; JIT code is `???`).
 // Needs valgrind (apt-get install valgrind). About a minute per kind.
-//   npm run build && node dist/bench/instructions.js [kinds=bare,registry,coquin] [measured=1000] [warm-up=1500]
+//   npm run build && node dist/bench/instructions.js [kinds=bare,registry,coquin] [measured=1000] [warm-up=1500] [churn|bulk]
 import net from 'node:net'
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -19,7 +22,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { startBareProxy } from './pipe-proxy.js'
-import { portOf, startEcho } from './servers.js'
+import { portOf, startEcho, startSource } from './servers.js'
 
 const KINDS = ['bare', 'registry', 'registry-journal', 'registry-metrics', 'coquin', 'before'] as const
 type Kind = typeof KINDS[number]
@@ -28,31 +31,33 @@ if (process.argv[2] === '--proxy') await proxy(process.argv[3] as Kind, Number(p
 else await main()
 
 async function main(): Promise<void> {
-  const [kindsArg = 'bare,registry,coquin', measuredArg = '1000', warmArg = '1500'] = process.argv.slice(2)
+  const [kindsArg = 'bare,registry,coquin', measuredArg = '1000', warmArg = '1500', workload = 'churn'] = process.argv.slice(2)
+  if (workload !== 'churn' && workload !== 'bulk') throw new Error(`workload must be churn or bulk: ${workload}`)
+  const unit = workload === 'churn' ? 'connection' : 'MB'
   const kinds = kindsArg.split(',') as Kind[]
   for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown kind ${k}: ${KINDS.join(', ')}`)
   const measured = Number(measuredArg)
   const warm = Number(warmArg)
-  const echo = await startEcho()
+  const upstream = workload === 'churn' ? await startEcho() : await startSource()
   const perConn = new Map<Kind, number>()
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(9)
-  console.log(`${'kind'.padEnd(18)} ${'main thread'.padStart(11)} ${'all threads'.padStart(11)}   instructions per connection`)
+  console.log(`${'kind'.padEnd(18)} ${'main thread'.padStart(11)} ${'all threads'.padStart(11)}   instructions per ${unit}`)
   try {
     for (const kind of kinds) {
-      const n = await count(kind, portOf(echo), warm, measured)
+      const n = await count(kind, portOf(upstream), warm, measured, workload)
       perConn.set(kind, n.main)
       const floor = perConn.get('bare')
       console.log(`${kind.padEnd(18)} ${fmt(n.main)}   ${fmt(n.all)}` +
         (floor && kind !== 'bare' ? `     main thread ${(n.main / floor).toFixed(2)}× the Node floor's` : ''))
     }
   } finally {
-    echo.close()
+    upstream.close()
   }
 }
 
-/** Runs one proxy under callgrind, counting only the `measured` connections after `warm` ones. */
-async function count(kind: Kind, upstreamPort: number, warm: number, measured: number): Promise<{ all: number; main: number }> {
-  const total = warm + measured
+/** Runs one proxy under callgrind, counting only the `measured` connections (or MB) after `warm` ones. */
+async function count(kind: Kind, upstreamPort: number, warm: number, measured: number, workload: 'churn' | 'bulk'): Promise<{ all: number; main: number }> {
+  const total = workload === 'churn' ? warm + measured : 1
   const dir = mkdtempSync(path.join(os.tmpdir(), 'coquin-callgrind-'))
   const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${dir}/out`, '--separate-threads=yes', '--smc-check=all-non-file', '--instr-atstart=no',
     process.execPath, fileURLToPath(import.meta.url), '--proxy', kind, String(total), String(upstreamPort)],
@@ -64,9 +69,14 @@ async function count(kind: Kind, upstreamPort: number, warm: number, measured: n
     const [line] = await once(child.stdout!, 'data') as [Buffer]
     const port = Number(line.toString().trim())
     if (!Number.isInteger(port) || port <= 0) throw new Error(`${kind}: no port from the proxy (${line.toString()})`)
-    await connections(port, warm)
-    execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore', timeout: 30_000 })
-    await connections(port, measured)
+    const on = () => execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore', timeout: 30_000 })
+    if (workload === 'churn') {
+      await connections(port, warm)
+      on()
+      await connections(port, measured)
+    } else {
+      await download(port, warm, measured, on)
+    }
     await exited
   } finally {
     child.kill('SIGKILL')
@@ -78,10 +88,31 @@ async function count(kind: Kind, upstreamPort: number, warm: number, measured: n
     // V8's helper threads (concurrent marking, background compiles), whose share swings with timing.
     const main = /^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(dir, 'out-01'), 'utf8'))
     if (!main) throw new Error(`${kind}: no main-thread total in callgrind's output`)
+    const top = Number(process.env['TOP'] ?? 0)
+    if (top > 0) {
+      const text = execFileSync('callgrind_annotate', [path.join(dir, 'out-01')], { encoding: 'utf8', maxBuffer: 64 << 20 })
+      const rows = text.split('\n').filter(l => /^\s*[\d,]+ \(\s*[\d.]+%\)\s+\S/.test(l) && !l.includes('PROGRAM TOTALS')).slice(0, top)
+      for (const r of rows) console.log(`    ${r.trim().slice(0, 150)}`)
+    }
     return { all: Number(m[1]) / measured, main: Number(main[1]) / measured }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** One download through the proxy: `warm` MB, then `on()`, then `measured` MB more, then close. */
+async function download(port: number, warm: number, measured: number, on: () => void): Promise<void> {
+  const s = net.connect({ host: '127.0.0.1', port })
+  s.on('error', () => {})
+  let got = 0
+  let counting = false
+  await new Promise<void>(resolve => {
+    s.on('data', (c: Buffer) => {
+      got += c.length
+      if (!counting && got >= warm * 1e6) { counting = true; got = 0; s.pause(); on(); s.resume() }
+      else if (counting && got >= measured * 1e6) { s.destroy(); resolve() }
+    })
+  })
 }
 
 /** `n` connections, 8 at a time: connect, 64 B, the echo, close. */
