@@ -71,3 +71,16 @@ t.test('a client that leaves during the delay does not leak its link', async t =
   await until(() => proxy.connections === 0, 5000, 'link end')
   t.equal(proxy.connections, 0)
 })
+
+t.test('bytes then a FIN sent during the delay go upstream in order once connected, and the reply comes back', async t => {
+  const { proxy } = await setup(t, [{ type: 'slow_open', attributes: { delay: 150 } }])
+  const client = net.connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
+  t.teardown(() => client.destroy())
+  client.end('request')   // data, then FIN, both while the upstream connect waits
+  const chunks: Buffer[] = []
+  client.on('data', (c: Buffer) => chunks.push(c))
+  await within(once(client, 'end'), 5000, 'the echo and its FIN')
+  t.equal(Buffer.concat(chunks).toString(), 'request', 'what was sent during the delay is echoed whole, then the FIN')
+  await until(() => proxy.connections === 0, 5000, 'link end')
+  t.equal(proxy.connections, 0)
+})
