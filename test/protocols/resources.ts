@@ -1,19 +1,27 @@
 // Redis and PostgreSQL modes leak nothing: after clients that met every kind of fault (answered, delayed,
 // reset, closed, hung) go away, descriptors, sockets and timers are back to where they were.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { startCoquin } from '../../src/index.js'
-import { Coquin } from '../../src/client/index.js'
+import { Coquin, type FaultActedEvent, type Protocol } from '../../src/client/index.js'
 import { postgresServer, postgresSkip, redisServer, redisSkip } from '../helpers/servers.js'
 import { baseline } from '../helpers/faults.js'
 
-t.test('redis: every fault, then back to baseline', { skip: redisSkip }, async t => {
-  const { port } = await redisServer(t)
+/** An embedded coquin with one proxy of this protocol in front of the server on `port`. */
+async function proxyTo(t: Test, port: number, protocol: Protocol) {
   const server = await startCoquin({ port: 0 })
   t.teardown(() => server.close())
-  const coquin = new Coquin(server.url)
-  const p = await coquin.create({ name: 'cache', listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, protocol: 'redis' })
+  return new Coquin(server.url).create({ name: protocol, listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, protocol })
+}
+
+/** The names of the faults that acted, so that a fault that never fired cannot pass for one that leaked nothing. */
+async function actedFaults(p: Awaited<ReturnType<typeof proxyTo>>): Promise<string[]> {
+  return [...new Set((await p.events({ type: 'fault_acted' }) as FaultActedEvent[]).map(e => e.fault))].sort()
+}
+
+t.test('redis: every fault, then back to baseline', { skip: redisSkip }, async t => {
+  const p = await proxyTo(t, (await redisServer(t)).port, 'redis')
   await p.addFault({ name: 'e', type: 'redis_error', attributes: { match: { key: 'err:*' } } })
   await p.addFault({ name: 'd', type: 'redis_delay', attributes: { match: { key: 'slow:*' }, delay: 20, phase: 'reply' } })
   await p.addFault({ name: 'a', type: 'redis_abort', attributes: { match: { key: 'rst:*' }, mode: 'rst' } })
@@ -26,15 +34,12 @@ t.test('redis: every fault, then back to baseline', { skip: redisSkip }, async t
     r.disconnect()
   }
   await p.waitForEvents({ type: 'link_close' }, e => e.length >= 5)
+  t.same(await actedFaults(p), ['a', 'd', 'e', 'h'], 'every fault acted')
   await check()
 })
 
 t.test('postgres: every fault, then back to baseline', { skip: postgresSkip }, async t => {
-  const { port } = await postgresServer(t)
-  const server = await startCoquin({ port: 0 })
-  t.teardown(() => server.close())
-  const coquin = new Coquin(server.url)
-  const p = await coquin.create({ name: 'db', listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, protocol: 'postgres' })
+  const p = await proxyTo(t, (await postgresServer(t)).port, 'postgres')
   await p.addFault({ name: 'e', type: 'pg_error', attributes: { match: { query: 'err' } } })
   await p.addFault({ name: 'f', type: 'pg_error', attributes: { match: { query: 'fatal' }, severity: 'FATAL', code: '57P01' } })
   await p.addFault({ name: 'd', type: 'pg_delay', attributes: { match: { query: 'slow' }, delay: 20 } })
@@ -49,5 +54,6 @@ t.test('postgres: every fault, then back to baseline', { skip: postgresSkip }, a
     await c.end().catch(() => {})
   }
   await p.waitForEvents({ type: 'link_close' }, e => e.length >= 6)
+  t.same(await actedFaults(p), ['a', 'd', 'e', 'f', 'h'], 'every fault acted')
   await check()
 })
