@@ -66,9 +66,16 @@ async function count(kind: Kind, upstreamPort: number, warm: number, measured: n
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   const exited = once(child, 'exit')
   try {
-    const [line] = await once(child.stdout!, 'data') as [Buffer]
-    const port = Number(line.toString().trim())
-    if (!Number.isInteger(port) || port <= 0) throw new Error(`${kind}: no port from the proxy (${line.toString()})`)
+    // Bounded: valgrind missing (spawn's 'error'), or the proxy dying before it listens, ends the wait too.
+    let timer: NodeJS.Timeout | undefined
+    const line = await Promise.race([
+      once(child.stdout!, 'data').then(([d]) => String(d)),
+      once(child, 'error').then(([e]) => { throw new Error(`${kind}: cannot run valgrind (apt-get install valgrind): ${(e as Error).message}`) }),
+      exited.then(() => { throw new Error(`${kind}: the proxy exited before listening:\n${err.slice(-1000)}`) }),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${kind}: no port from the proxy within 120 s`)), 120_000) }),
+    ]).finally(() => clearTimeout(timer))
+    const port = Number(line.trim())
+    if (!Number.isInteger(port) || port <= 0) throw new Error(`${kind}: no port from the proxy (${line})`)
     const on = () => execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore', timeout: 30_000 })
     if (workload === 'churn') {
       await connections(port, warm)
